@@ -1,0 +1,5 @@
+//! `client`: see [`authdns::client`].
+
+fn main() -> std::process::ExitCode {
+    authdns::client::main()
+}

@@ -1,0 +1,338 @@
+//! HMAC-MD5 digests: the one place that signs challenges, compares digests,
+//! and converts them to and from their 32-character hex form on the wire.
+//!
+//! A [`Signer`] keeps the key-padded HMAC state computed once, so signing a
+//! challenge clones that state instead of re-deriving it from the key. Digests
+//! are compared with the `hmac`/`digest` crates' constant-time equality, so the
+//! authentication server leaks nothing about how many leading bytes matched.
+
+use std::fmt;
+
+use hmac::digest::CtOutput;
+use hmac::{Hmac, KeyInit, Mac};
+use md5::Md5;
+
+type HmacMd5 = Hmac<Md5>;
+
+/// Length of a digest in bytes.
+pub const DIGEST_LEN: usize = 16;
+/// Length of a digest written as lowercase hex.
+pub const DIGEST_HEX_LEN: usize = 2 * DIGEST_LEN;
+
+/// An HMAC-MD5 output. Equality is constant-time.
+#[derive(Clone, Copy)]
+pub struct Digest([u8; DIGEST_LEN]);
+
+/// Why a string is not a digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DigestError {
+    /// Wrong length: a digest is exactly 32 hex characters.
+    Length(usize),
+    /// Right length, but something other than `0-9a-fA-F` in it.
+    NotHex,
+}
+
+impl fmt::Display for DigestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DigestError::Length(len) => write!(
+                f,
+                "digest must be {DIGEST_HEX_LEN} hex characters, got {len} bytes"
+            ),
+            DigestError::NotHex => write!(f, "digest must be {DIGEST_HEX_LEN} hex characters"),
+        }
+    }
+}
+
+impl std::error::Error for DigestError {}
+
+impl Digest {
+    /// Parses 32 hex characters (either case).
+    pub fn from_hex(text: &str) -> Result<Digest, DigestError> {
+        if text.len() != DIGEST_HEX_LEN {
+            return Err(DigestError::Length(text.len()));
+        }
+        let mut bytes = [0u8; DIGEST_LEN];
+        hex::decode_to_slice(text, &mut bytes).map_err(|_| DigestError::NotHex)?;
+        Ok(Digest(bytes))
+    }
+
+    /// Writes the digest as 32 lowercase hex characters into a fixed buffer,
+    /// so the hot paths format without allocating.
+    pub fn to_hex(&self) -> HexDigest {
+        let mut out = [0u8; DIGEST_HEX_LEN];
+        // The buffer is exactly twice the input, the one size encode_to_slice accepts.
+        if hex::encode_to_slice(self.0, &mut out).is_err() {
+            unreachable!("hex buffer is sized for a digest");
+        }
+        HexDigest(out)
+    }
+
+    /// Constant-time comparison, via the digest crate's `CtOutput`.
+    pub fn matches(&self, other: &Digest) -> bool {
+        let ours: CtOutput<HmacMd5> = CtOutput::new(self.0.into());
+        let theirs: CtOutput<HmacMd5> = CtOutput::new(other.0.into());
+        ours == theirs
+    }
+}
+
+impl PartialEq for Digest {
+    fn eq(&self, other: &Digest) -> bool {
+        self.matches(other)
+    }
+}
+
+impl Eq for Digest {}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({})", self.to_hex().as_str())
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.to_hex().as_str())
+    }
+}
+
+/// A digest's lowercase hex form in a stack buffer.
+#[derive(Clone, Copy)]
+pub struct HexDigest([u8; DIGEST_HEX_LEN]);
+
+impl HexDigest {
+    pub fn as_str(&self) -> &str {
+        // Only hex::encode_to_slice writes these bytes, and it writes ASCII.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+/// A secret key. Its `Debug` output is redacted so it cannot leak through a
+/// log line or an error message by accident.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Key(String);
+
+impl Key {
+    pub fn new(secret: impl Into<String>) -> Key {
+        Key(secret.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn signer(&self) -> Signer {
+        Signer::new(self.0.as_bytes())
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Key(<redacted>)")
+    }
+}
+
+/// Why a key file gave no key. The key itself never appears in these.
+#[derive(Debug)]
+pub enum KeyFileError {
+    Io(std::path::PathBuf, std::io::Error),
+    NotUtf8(std::path::PathBuf),
+    Empty(std::path::PathBuf),
+}
+
+impl fmt::Display for KeyFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyFileError::Io(path, err) => {
+                write!(f, "cannot read key file {}: {err}", path.display())
+            }
+            KeyFileError::NotUtf8(path) => {
+                write!(f, "key file {} is not UTF-8 text", path.display())
+            }
+            KeyFileError::Empty(path) => {
+                write!(
+                    f,
+                    "key file {} holds no key (every line is blank)",
+                    path.display()
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for KeyFileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            KeyFileError::Io(_, err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl Key {
+    /// A key file's key: its first non-blank line, trimmed.
+    pub fn from_file_text(text: &str) -> Option<Key> {
+        text.lines()
+            .map(str::trim)
+            .find(|line| !line.is_empty())
+            .map(Key::new)
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<Key, KeyFileError> {
+        let bytes = std::fs::read(path).map_err(|err| KeyFileError::Io(path.to_owned(), err))?;
+        let text = String::from_utf8(bytes).map_err(|_| KeyFileError::NotUtf8(path.to_owned()))?;
+        Key::from_file_text(&text).ok_or_else(|| KeyFileError::Empty(path.to_owned()))
+    }
+}
+
+/// HMAC-MD5 under one key, with the key-padded state computed once.
+#[derive(Clone)]
+pub struct Signer {
+    keyed: HmacMd5,
+}
+
+impl Signer {
+    pub fn new(key: &[u8]) -> Signer {
+        // HMAC takes keys of any length (long keys are hashed first), so this
+        // cannot fail; the match keeps that promise visible without a panic.
+        let keyed = match HmacMd5::new_from_slice(key) {
+            Ok(mac) => mac,
+            Err(_) => unreachable!("HMAC accepts keys of every length"),
+        };
+        Signer { keyed }
+    }
+
+    /// HMAC-MD5(key, challenge).
+    pub fn sign(&self, challenge: &[u8]) -> Digest {
+        let mut mac = self.keyed.clone();
+        mac.update(challenge);
+        Digest(mac.finalize().into_bytes().into())
+    }
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Signer(<redacted>)")
+    }
+}
+
+/// HMAC-MD5(key, challenge) in one call.
+pub fn hmac_md5(key: &[u8], challenge: &[u8]) -> Digest {
+    Signer::new(key).sign(challenge)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex_of(key: &[u8], data: &[u8]) -> String {
+        hmac_md5(key, data).to_string()
+    }
+
+    #[test]
+    fn reference_value_from_the_issue() {
+        assert_eq!(
+            hex_of(b"k5678", b"foxtrot"),
+            "83cdae16a693560b34bac1f64b7cf10a"
+        );
+    }
+
+    // RFC 2202, section 2: test cases for HMAC-MD5.
+    #[test]
+    fn rfc2202_vectors() {
+        let cases: [(Vec<u8>, Vec<u8>, &str); 7] = [
+            (
+                vec![0x0b; 16],
+                b"Hi There".to_vec(),
+                "9294727a3638bb1c13f48ef8158bfc9d",
+            ),
+            (
+                b"Jefe".to_vec(),
+                b"what do ya want for nothing?".to_vec(),
+                "750c783e6ab0b503eaa86e310a5db738",
+            ),
+            (
+                vec![0xaa; 16],
+                vec![0xdd; 50],
+                "56be34521d144c88dbb8c733f0e8b3f6",
+            ),
+            (
+                (1u8..=25).collect(),
+                vec![0xcd; 50],
+                "697eaf0aca3a3aea3a75164746ffaa79",
+            ),
+            (
+                vec![0x0c; 16],
+                b"Test With Truncation".to_vec(),
+                "56461ef2342edc00f9bab995690efd4c",
+            ),
+            (
+                vec![0xaa; 80],
+                b"Test Using Larger Than Block-Size Key - Hash Key First".to_vec(),
+                "6b1ab7fe4bd7bf8f0b62e6ce61b9d0cd",
+            ),
+            (
+                vec![0xaa; 80],
+                b"Test Using Larger Than Block-Size Key and Larger Than One Block-Size Data"
+                    .to_vec(),
+                "6f630fad67cda0ee1fb1f562db3aa53e",
+            ),
+        ];
+        for (key, data, expected) in cases {
+            assert_eq!(hex_of(&key, &data), expected);
+        }
+    }
+
+    #[test]
+    fn signer_reuses_state_without_mixing_challenges() {
+        let signer = Key::new("k5678").signer();
+        let first = signer.sign(b"foxtrot");
+        let _other = signer.sign(b"something else");
+        assert_eq!(signer.sign(b"foxtrot"), first);
+        assert_eq!(first.to_string(), "83cdae16a693560b34bac1f64b7cf10a");
+    }
+
+    #[test]
+    fn hex_round_trip_and_case() {
+        let digest = Digest::from_hex("83CDAE16A693560B34BAC1F64B7CF10A").unwrap();
+        assert_eq!(digest.to_string(), "83cdae16a693560b34bac1f64b7cf10a");
+        assert_eq!(Digest::from_hex(&digest.to_string()).unwrap(), digest);
+    }
+
+    #[test]
+    fn rejects_bad_hex() {
+        assert_eq!(Digest::from_hex("abc"), Err(DigestError::Length(3)));
+        assert_eq!(
+            Digest::from_hex("zzcdae16a693560b34bac1f64b7cf10a"),
+            Err(DigestError::NotHex)
+        );
+        // 32 bytes, but not 32 characters of hex.
+        assert_eq!(
+            Digest::from_hex("éécdae16a693560b34bac1f64b7cf1"),
+            Err(DigestError::NotHex)
+        );
+    }
+
+    #[test]
+    fn matches_is_equality() {
+        let a = hmac_md5(b"k", b"x");
+        let b = hmac_md5(b"k", b"y");
+        assert!(a.matches(&a));
+        assert!(!a.matches(&b));
+    }
+
+    #[test]
+    fn key_file_takes_first_non_blank_line_trimmed() {
+        let key = Key::from_file_text("\r\n  \n\t k5678 \r\nsecond\n").unwrap();
+        assert_eq!(key.expose(), "k5678");
+        assert!(Key::from_file_text(" \n\r\n\t\n").is_none());
+        assert!(Key::from_file_text("").is_none());
+    }
+
+    #[test]
+    fn key_debug_is_redacted() {
+        let key = Key::new("hunter2");
+        assert!(!format!("{key:?}").contains("hunter2"));
+        assert!(!format!("{:?}", key.signer()).contains("hunter2"));
+    }
+}

@@ -1,0 +1,178 @@
+//! Accepting connections: one thread per connection, under a connection
+//! limit, an idle timeout and an optional allow-list of peer addresses.
+//!
+//! Both server roles use [`serve`]; the simple request/reply role (TLDS) also
+//! uses [`serve_lines`], the pipelined line loop. Keeping these here means a
+//! slow, silent or hostile peer is handled the same way on every port.
+
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use crate::connection::{FrameError, LineReader};
+use crate::wire::{self, WireError};
+
+/// Replies are sent once this much is queued even if more requests wait,
+/// so a peer that pipelines without reading cannot grow our buffer.
+pub const FLUSH_AT: usize = 64 * 1024;
+
+const CONNECTION_STACK: usize = 256 * 1024;
+
+/// Limits shared by every listener of one server process.
+#[derive(Debug)]
+pub struct Gate {
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+    open: AtomicUsize,
+}
+
+impl Gate {
+    pub fn new(max_connections: usize, idle_timeout: Duration) -> Arc<Gate> {
+        Arc::new(Gate {
+            max_connections,
+            idle_timeout,
+            open: AtomicUsize::new(0),
+        })
+    }
+
+    /// Connections being served right now.
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    fn try_enter(self: &Arc<Self>) -> Option<Permit> {
+        let admitted = self
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < self.max_connections).then_some(open + 1)
+            })
+            .is_ok();
+        admitted.then(|| Permit(Arc::clone(self)))
+    }
+}
+
+/// One admitted connection; dropping it frees the slot.
+struct Permit(Arc<Gate>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Which peers a listener serves.
+#[derive(Debug, Clone, Default)]
+pub enum Allow {
+    #[default]
+    Anyone,
+    Only(Arc<[IpAddr]>),
+}
+
+impl Allow {
+    fn admits(&self, peer: &SocketAddr) -> bool {
+        match self {
+            Allow::Anyone => true,
+            Allow::Only(list) => list.contains(&peer.ip()),
+        }
+    }
+}
+
+/// Accepts connections forever, running `handle` on a thread of its own for
+/// each one admitted. `role` names the listener in log lines.
+pub fn serve<F>(role: &str, listener: TcpListener, gate: Arc<Gate>, allow: Allow, handle: F)
+where
+    F: Fn(TcpStream) + Send + Sync + 'static,
+{
+    let handle = Arc::new(handle);
+    loop {
+        let (stream, peer) = match listener.accept() {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                // Out of file descriptors and the like: back off briefly
+                // rather than spin, and keep serving those already connected.
+                eprintln!("{role}: accept failed: {err}");
+                thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+        };
+        if !allow.admits(&peer) {
+            eprintln!("{role}: refused {peer}: not in --as-allow");
+            refuse(stream, &"not allowed");
+            continue;
+        }
+        let Some(permit) = gate.try_enter() else {
+            refuse(stream, &"server busy");
+            continue;
+        };
+        if configure(&stream, gate.idle_timeout).is_err() {
+            continue;
+        }
+        let handle = Arc::clone(&handle);
+        let spawned = thread::Builder::new()
+            .stack_size(CONNECTION_STACK)
+            .spawn(move || {
+                let _permit = permit;
+                handle(stream);
+            });
+        if let Err(err) = spawned {
+            eprintln!("{role}: cannot start a thread for {peer}: {err}");
+        }
+    }
+}
+
+fn configure(stream: &TcpStream, idle_timeout: Duration) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(idle_timeout))?;
+    stream.set_write_timeout(Some(idle_timeout))
+}
+
+/// Tells a peer why it is not served, then closes. The write goes into an
+/// empty socket buffer, so it cannot block.
+fn refuse(stream: TcpStream, reason: &dyn std::fmt::Display) {
+    let mut reply = Vec::new();
+    wire::write_error(&mut reply, reason);
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let _ = (&stream).write_all(&reply);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+}
+
+/// Serves one connection of independent request lines: `respond` appends one
+/// reply line to `out` for each request. Replies go out in one write per
+/// burst of requests, when no further request is already buffered.
+///
+/// A line over the limit gets `Error: line too long` and the connection is
+/// closed, since the rest of that line cannot be told from the next request.
+pub fn serve_lines<F>(stream: TcpStream, mut respond: F)
+where
+    F: FnMut(&[u8], &mut Vec<u8>),
+{
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = LineReader::new(read_half);
+    let mut writer = stream;
+    let mut out = Vec::with_capacity(FLUSH_AT);
+    loop {
+        if !out.is_empty() && (out.len() >= FLUSH_AT || !reader.has_buffered_line()) {
+            if writer.write_all(&out).is_err() {
+                return;
+            }
+            out.clear();
+        }
+        match reader.read_line() {
+            Ok(Some(line)) => respond(line, &mut out),
+            Ok(None) => break,
+            Err(FrameError::TooLong) => {
+                wire::write_error(&mut out, &WireError::LineTooLong);
+                break;
+            }
+            // Idle timeout, reset, or any other read failure: this peer is done.
+            Err(FrameError::Io(_)) => break,
+        }
+    }
+    let _ = writer.write_all(&out);
+    let _ = writer.shutdown(std::net::Shutdown::Both);
+}

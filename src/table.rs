@@ -1,0 +1,492 @@
+//! A TLDS's record table: loading it from a tab- or space-separated file and
+//! looking hostnames up by the protocol's rules (ASCII case-insensitive, one
+//! trailing dot ignored).
+//!
+//! The table is built for a million records: every record's reply line
+//! (`Hostname address flag`) lives in one shared string, and an
+//! open-addressing index of `u32` slots points into it. Lookup cost does not
+//! grow with the table, and memory stays close to the file's own size instead
+//! of paying for a `String` (and an allocation) per field.
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use crate::wire::{MAX_HOSTNAME, MAX_LINE};
+
+/// What is wrong with one line of a table file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableErrorKind {
+    FieldCount(usize),
+    EmptyHostname,
+    HostnameTooLong(usize),
+    ControlCharacter,
+    NotIpv4(String),
+    Duplicate { hostname: String, first_line: usize },
+    RecordTooLong(usize),
+    NotUtf8,
+    TooLarge,
+}
+
+impl fmt::Display for TableErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TableErrorKind::FieldCount(found) => write!(
+                f,
+                "expected 3 fields (hostname address flag), found {found}"
+            ),
+            TableErrorKind::EmptyHostname => f.write_str("empty hostname"),
+            TableErrorKind::HostnameTooLong(len) => {
+                write!(f, "hostname is {len} bytes, the limit is {MAX_HOSTNAME}")
+            }
+            TableErrorKind::ControlCharacter => f.write_str("control character in record"),
+            TableErrorKind::NotIpv4(address) => {
+                write!(f, "flag A needs an IPv4 address, found '{address}'")
+            }
+            TableErrorKind::Duplicate {
+                hostname,
+                first_line,
+            } => write!(
+                f,
+                "hostname '{hostname}' is listed twice (first on line {first_line})"
+            ),
+            TableErrorKind::RecordTooLong(len) => {
+                write!(f, "record is {len} bytes, the limit is {MAX_LINE}")
+            }
+            TableErrorKind::NotUtf8 => f.write_str("line is not valid UTF-8"),
+            TableErrorKind::TooLarge => f.write_str("table is larger than 4 GiB"),
+        }
+    }
+}
+
+/// A table line that could not be loaded, with its 1-based line number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableError {
+    pub line: usize,
+    pub kind: TableErrorKind,
+}
+
+impl fmt::Display for TableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.kind)
+    }
+}
+
+impl std::error::Error for TableError {}
+
+/// Why a table file could not be loaded; displays as `path:line: reason`.
+#[derive(Debug)]
+pub enum LoadError {
+    Io(PathBuf, std::io::Error),
+    Parse(PathBuf, TableError),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Io(path, err) => write!(f, "cannot read table {}: {err}", path.display()),
+            LoadError::Parse(path, err) => {
+                write!(f, "{}:{}: {}", path.display(), err.line, err.kind)
+            }
+        }
+    }
+}
+
+impl std::error::Error for LoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LoadError::Io(_, err) => Some(err),
+            LoadError::Parse(_, err) => Some(err),
+        }
+    }
+}
+
+/// The part of a hostname that lookups compare: without one trailing dot.
+pub fn lookup_name(hostname: &str) -> &str {
+    hostname.strip_suffix('.').unwrap_or(hostname)
+}
+
+/// Where one record's reply line sits in [`Table::text`].
+#[derive(Clone, Copy)]
+struct Span {
+    start: u32,
+    /// Length of the hostname as compared (trailing dot excluded).
+    name_len: u16,
+    /// Length of the whole reply line.
+    len: u16,
+}
+
+/// Empty slot marker in the index; occupied slots hold `record index + 1`.
+const EMPTY: u32 = 0;
+
+/// The loaded records.
+pub struct Table {
+    text: String,
+    spans: Vec<Span>,
+    slots: Vec<u32>,
+    hasher: RandomState,
+}
+
+impl fmt::Debug for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Table")
+            .field("records", &self.spans.len())
+            .finish()
+    }
+}
+
+impl Table {
+    pub fn load(path: &Path) -> Result<Table, LoadError> {
+        let bytes = std::fs::read(path).map_err(|err| LoadError::Io(path.to_owned(), err))?;
+        Table::parse(&bytes).map_err(|err| LoadError::Parse(path.to_owned(), err))
+    }
+
+    /// Parses a whole table file.
+    pub fn parse(bytes: &[u8]) -> Result<Table, TableError> {
+        let mut builder = Builder::with_capacity(bytes.len());
+        for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+            let line_number = index + 1;
+            builder
+                .add_line(raw, line_number)
+                .map_err(|kind| TableError {
+                    line: line_number,
+                    kind,
+                })?;
+        }
+        builder.finish()
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// The record for `hostname` as its reply line, `Hostname address flag`.
+    pub fn lookup(&self, hostname: &str) -> Option<&str> {
+        let wanted = lookup_name(hostname);
+        if wanted.len() > MAX_HOSTNAME || self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut slot = self.hash(wanted) & mask;
+        loop {
+            let entry = *self.slots.get(slot)?;
+            if entry == EMPTY {
+                return None;
+            }
+            let span = self.spans.get(entry as usize - 1)?;
+            if self.name(span).eq_ignore_ascii_case(wanted) {
+                return self.line(span);
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+
+    /// Every record's reply line, in file order.
+    pub fn records(&self) -> impl Iterator<Item = &str> {
+        self.spans.iter().filter_map(|span| self.line(span))
+    }
+
+    fn line(&self, span: &Span) -> Option<&str> {
+        let start = span.start as usize;
+        self.text.get(start..start + span.len as usize)
+    }
+
+    fn name(&self, span: &Span) -> &str {
+        let start = span.start as usize;
+        self.text
+            .get(start..start + span.name_len as usize)
+            .unwrap_or_default()
+    }
+
+    fn hash(&self, name: &str) -> usize {
+        let mut lowered = [0u8; MAX_HOSTNAME];
+        let mut hasher = self.hasher.build_hasher();
+        if let Some(buffer) = lowered.get_mut(..name.len()) {
+            for (out, byte) in buffer.iter_mut().zip(name.bytes()) {
+                *out = byte.to_ascii_lowercase();
+            }
+            hasher.write(buffer);
+        }
+        hasher.finish() as usize
+    }
+}
+
+/// Accumulates records while a file is parsed; `line_of` only lives until
+/// the index is built, so duplicate errors can name the first line.
+struct Builder {
+    table: Table,
+    line_of: Vec<u32>,
+}
+
+impl Builder {
+    fn with_capacity(bytes: usize) -> Builder {
+        Builder {
+            table: Table {
+                text: String::with_capacity(bytes),
+                spans: Vec::new(),
+                slots: Vec::new(),
+                hasher: RandomState::new(),
+            },
+            line_of: Vec::new(),
+        }
+    }
+
+    fn add_line(&mut self, raw: &[u8], line_number: usize) -> Result<(), TableErrorKind> {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let line = std::str::from_utf8(raw).map_err(|_| TableErrorKind::NotUtf8)?;
+        let trimmed = line.trim_start_matches([' ', '\t']);
+        if trimmed.trim_end_matches([' ', '\t']).is_empty() || trimmed.starts_with('#') {
+            return Ok(());
+        }
+        if line.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(TableErrorKind::ControlCharacter);
+        }
+        let mut fields = line.split([' ', '\t']).filter(|field| !field.is_empty());
+        let (Some(hostname), Some(address), Some(flag), None) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            let found = line.split([' ', '\t']).filter(|f| !f.is_empty()).count();
+            return Err(TableErrorKind::FieldCount(found));
+        };
+        let name = lookup_name(hostname);
+        if name.is_empty() {
+            return Err(TableErrorKind::EmptyHostname);
+        }
+        if hostname.len() > MAX_HOSTNAME {
+            return Err(TableErrorKind::HostnameTooLong(hostname.len()));
+        }
+        if flag == "A" && address.parse::<Ipv4Addr>().is_err() {
+            return Err(TableErrorKind::NotIpv4(address.to_owned()));
+        }
+        let len = hostname.len() + address.len() + flag.len() + 2;
+        if len > MAX_LINE {
+            return Err(TableErrorKind::RecordTooLong(len));
+        }
+        let start = u32::try_from(self.table.text.len()).map_err(|_| TableErrorKind::TooLarge)?;
+        if u32::try_from(self.table.text.len() + len).is_err() {
+            return Err(TableErrorKind::TooLarge);
+        }
+        for (i, part) in [hostname, address, flag].into_iter().enumerate() {
+            if i > 0 {
+                self.table.text.push(' ');
+            }
+            self.table.text.push_str(part);
+        }
+        // Both lengths were checked against MAX_LINE (1024) above.
+        self.table.spans.push(Span {
+            start,
+            name_len: name.len() as u16,
+            len: len as u16,
+        });
+        self.line_of
+            .push(u32::try_from(line_number).unwrap_or(u32::MAX));
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Table, TableError> {
+        let count = self.table.spans.len();
+        let capacity = (count + count / 3 + 1).next_power_of_two().max(8);
+        self.table.slots = vec![EMPTY; capacity];
+        let mask = capacity - 1;
+        for index in 0..count {
+            let Some(span) = self.table.spans.get(index).copied() else {
+                break;
+            };
+            let name = self.table.name(&span);
+            let mut slot = self.table.hash(name) & mask;
+            loop {
+                let entry = self.table.slots.get(slot).copied().unwrap_or(EMPTY);
+                if entry == EMPTY {
+                    if let Some(cell) = self.table.slots.get_mut(slot) {
+                        *cell = index as u32 + 1;
+                    }
+                    break;
+                }
+                let first = entry as usize - 1;
+                let other = self.table.spans.get(first).copied();
+                if let Some(other) = other
+                    && self.table.name(&other).eq_ignore_ascii_case(name)
+                {
+                    return Err(TableError {
+                        line: self.line_of.get(index).copied().unwrap_or(0) as usize,
+                        kind: TableErrorKind::Duplicate {
+                            hostname: name.to_owned(),
+                            first_line: self.line_of.get(first).copied().unwrap_or(0) as usize,
+                        },
+                    });
+                }
+                slot = (slot + 1) & mask;
+            }
+        }
+        self.table.text.shrink_to_fit();
+        self.table.spans.shrink_to_fit();
+        Ok(self.table)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Table, TableError> {
+        Table::parse(text.as_bytes())
+    }
+
+    #[test]
+    fn tabs_spaces_comments_blank_lines_crlf_and_no_final_newline() {
+        let table = parse(
+            "# a comment\r\n\
+             \r\n\
+             Amazon.org\t94.5.6.7\tA\r\n\
+             \t  \n\
+             google.com   8.8.8.8 \t A\n\
+             \t# indented comment\n\
+             example.net\t-\tNS",
+        )
+        .unwrap();
+        assert_eq!(table.len(), 3);
+        assert_eq!(table.lookup("amazon.org"), Some("Amazon.org 94.5.6.7 A"));
+        assert_eq!(table.lookup("google.com"), Some("google.com 8.8.8.8 A"));
+        assert_eq!(table.lookup("example.net"), Some("example.net - NS"));
+        assert_eq!(
+            table.records().collect::<Vec<_>>(),
+            [
+                "Amazon.org 94.5.6.7 A",
+                "google.com 8.8.8.8 A",
+                "example.net - NS"
+            ]
+        );
+    }
+
+    #[test]
+    fn lookup_is_case_insensitive_and_ignores_one_trailing_dot() {
+        let table = parse("Amazon.org\t94.5.6.7\tA\nDotted.example.\t1.2.3.4\tA\n").unwrap();
+        assert_eq!(table.lookup("AMAZON.org"), Some("Amazon.org 94.5.6.7 A"));
+        assert_eq!(table.lookup("amazon.ORG."), Some("Amazon.org 94.5.6.7 A"));
+        assert_eq!(
+            table.lookup("dotted.example"),
+            Some("Dotted.example. 1.2.3.4 A")
+        );
+        assert_eq!(table.lookup("amazon.org.."), None);
+        assert_eq!(table.lookup("amazon.or"), None);
+        assert_eq!(table.lookup(""), None);
+        assert_eq!(table.lookup(&"x".repeat(300)), None);
+    }
+
+    #[test]
+    fn empty_table_finds_nothing() {
+        let table = parse("# nothing\n\n").unwrap();
+        assert!(table.is_empty());
+        assert_eq!(table.lookup("a"), None);
+    }
+
+    fn error_of(text: &str) -> TableError {
+        match parse(text) {
+            Ok(table) => panic!("expected an error, loaded {table:?}"),
+            Err(err) => err,
+        }
+    }
+
+    #[test]
+    fn errors_name_their_line() {
+        assert_eq!(
+            error_of("a.com\t1.2.3.4\tA\n\nb.com 1.2.3.4\n"),
+            TableError {
+                line: 3,
+                kind: TableErrorKind::FieldCount(2)
+            }
+        );
+        assert_eq!(
+            error_of("a.com 1.2.3.4 A extra\n").kind,
+            TableErrorKind::FieldCount(4)
+        );
+        assert_eq!(
+            error_of("# c\nbad.com\t999.1.1.1\tA\n"),
+            TableError {
+                line: 2,
+                kind: TableErrorKind::NotIpv4("999.1.1.1".into())
+            }
+        );
+        assert_eq!(
+            error_of(". 1.2.3.4 A\n").kind,
+            TableErrorKind::EmptyHostname
+        );
+        assert_eq!(
+            error_of(&format!("{} 1.2.3.4 A\n", "h".repeat(254))).kind,
+            TableErrorKind::HostnameTooLong(254)
+        );
+        assert_eq!(
+            error_of("a\0b 1.2.3.4 A\n").kind,
+            TableErrorKind::ControlCharacter
+        );
+        assert_eq!(
+            Table::parse(b"ok.com 1.1.1.1 A\n\xff 1.1.1.1 A\n").unwrap_err(),
+            TableError {
+                line: 2,
+                kind: TableErrorKind::NotUtf8
+            }
+        );
+        assert_eq!(
+            error_of(&format!("a.com {} NS\n", "x".repeat(1100))).kind,
+            TableErrorKind::RecordTooLong(1109)
+        );
+    }
+
+    #[test]
+    fn duplicates_are_case_and_dot_insensitive() {
+        assert_eq!(
+            error_of("# header\nA.com 1.1.1.1 A\nb.com 2.2.2.2 A\na.COM. 3.3.3.3 A\n"),
+            TableError {
+                line: 4,
+                kind: TableErrorKind::Duplicate {
+                    hostname: "a.COM".into(),
+                    first_line: 2
+                }
+            }
+        );
+    }
+
+    #[test]
+    fn other_flags_keep_their_address_as_written() {
+        let table = parse("zone.org anything NS\nv6.org ::1 AAAA\n").unwrap();
+        assert_eq!(table.lookup("zone.org"), Some("zone.org anything NS"));
+        assert_eq!(table.lookup("v6.org"), Some("v6.org ::1 AAAA"));
+    }
+
+    #[test]
+    fn many_records_all_found() {
+        let text: String = (0..5000)
+            .map(|i| format!("host{i}.example\t10.0.{}.{}\tA\n", i / 256, i % 256))
+            .collect();
+        let table = parse(&text).unwrap();
+        for i in 0..5000 {
+            let expected = format!("host{i}.example 10.0.{}.{} A", i / 256, i % 256);
+            assert_eq!(
+                table.lookup(&format!("HOST{i}.example.")),
+                Some(expected.as_str())
+            );
+        }
+        assert_eq!(table.lookup("host5000.example"), None);
+    }
+
+    #[test]
+    fn load_error_names_the_path() {
+        let missing = Path::new("/nonexistent/authdns/table.tsv");
+        let err = Table::load(missing).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/authdns/table.tsv"));
+        let err = LoadError::Parse(
+            PathBuf::from("data/t.tsv"),
+            TableError {
+                line: 7,
+                kind: TableErrorKind::EmptyHostname,
+            },
+        );
+        assert_eq!(err.to_string(), "data/t.tsv:7: empty hostname");
+    }
+}

@@ -1,0 +1,280 @@
+//! The top-level domain server role, shared by `tlds1` and `tlds2`, which
+//! differ only in their [`Defaults`].
+//!
+//! A TLDS listens on two ports: on its AS port it signs challenges with its
+//! key; on its client port it answers hostname lookups from its table. The two
+//! are separate so that the signing port can be limited to the AS with
+//! `--as-allow`: anyone who can reach it can obtain a digest for any challenge.
+
+use std::net::{IpAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{CommandFactory, FromArgMatches, Parser};
+
+use crate::cli;
+use crate::digest::{Key, Signer};
+use crate::server::{self, Allow, Gate};
+use crate::table::Table;
+use crate::wire::{self, ChallengeRequest, DigestReply, HostReply, HostRequest};
+
+/// What distinguishes `tlds1` from `tlds2`.
+#[derive(Debug, Clone, Copy)]
+pub struct Defaults {
+    pub name: &'static str,
+    pub as_port: &'static str,
+    pub client_port: &'static str,
+    pub table: &'static str,
+    pub key_file: &'static str,
+}
+
+pub const TLDS1: Defaults = Defaults {
+    name: "tlds1",
+    as_port: "5311",
+    client_port: "5312",
+    table: "data/tlds1.tsv",
+    key_file: "data/key1.txt",
+};
+
+pub const TLDS2: Defaults = Defaults {
+    name: "tlds2",
+    as_port: "5321",
+    client_port: "5322",
+    table: "data/tlds2.tsv",
+    key_file: "data/key2.txt",
+};
+
+/// A top-level domain server: signs challenges for the authentication server
+/// and answers hostname lookups for clients.
+#[derive(Debug, Parser)]
+#[command(version)]
+pub struct Args {
+    /// Address to listen on, for both ports (0.0.0.0: every IPv4 interface)
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
+    pub bind: String,
+
+    /// Port the authentication server sends challenges to (0: any free port)
+    #[arg(long, value_name = "PORT")]
+    pub as_port: u16,
+
+    /// Port clients send hostnames to (0: any free port)
+    #[arg(long, value_name = "PORT")]
+    pub client_port: u16,
+
+    /// Record table: `hostname address flag` per line, tab- or space-separated
+    #[arg(long, value_name = "PATH")]
+    pub table: PathBuf,
+
+    /// File whose first non-blank line is this server's secret key
+    #[arg(long, value_name = "PATH")]
+    pub key_file: PathBuf,
+
+    /// Serve the AS port only to this peer address (repeatable; default: anyone).
+    /// Recommended whenever the AS port is reachable from other machines
+    #[arg(long, value_name = "IP")]
+    pub as_allow: Vec<IpAddr>,
+
+    /// Most connections served at once, over both ports; more hear `Error: server busy`
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Close a connection that sends nothing for this many seconds
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = cli::seconds)]
+    pub idle_timeout: Duration,
+}
+
+impl Args {
+    /// The command line of one TLDS program, with that program's defaults.
+    pub fn command_for(defaults: &Defaults) -> clap::Command {
+        let with_default =
+            |value: &'static str| move |arg: clap::Arg| arg.default_value(value).required(false);
+        Args::command()
+            .name(defaults.name)
+            .bin_name(defaults.name)
+            .about(format!(
+                "{}: a top-level domain server of authdns.\n\n\
+                 Signs challenges with its key for the authentication server (AS port) \
+                 and answers hostname lookups from its table (client port).",
+                defaults.name
+            ))
+            .mut_arg("as_port", with_default(defaults.as_port))
+            .mut_arg("client_port", with_default(defaults.client_port))
+            .mut_arg("table", with_default(defaults.table))
+            .mut_arg("key_file", with_default(defaults.key_file))
+    }
+}
+
+/// The loaded state a TLDS serves from.
+pub struct Tlds {
+    table: Table,
+    signer: Signer,
+}
+
+impl Tlds {
+    pub fn new(table: Table, key: &Key) -> Tlds {
+        Tlds {
+            table,
+            signer: key.signer(),
+        }
+    }
+
+    pub fn records(&self) -> usize {
+        self.table.len()
+    }
+
+    /// AS port: one challenge in, its digest (or an error) out.
+    pub fn answer_challenge(&self, line: &[u8], out: &mut Vec<u8>) {
+        match ChallengeRequest::parse(line) {
+            Ok(ChallengeRequest(challenge)) => {
+                DigestReply::Digest(self.signer.sign(challenge.as_bytes())).write_to(out)
+            }
+            Err(err) => wire::write_error(out, &err),
+        }
+    }
+
+    /// Client port: one hostname in, its record (or not found) out.
+    pub fn answer_hostname(&self, line: &[u8], out: &mut Vec<u8>) {
+        match HostRequest::parse(line) {
+            Ok(HostRequest(hostname)) => match self.table.lookup(hostname) {
+                Some(record) => HostReply::Found(record).write_to(out),
+                None => HostReply::NotFound(hostname).write_to(out),
+            },
+            Err(err) => wire::write_error(out, &err),
+        }
+    }
+}
+
+/// A TLDS's two listeners, already bound.
+pub struct Listeners {
+    pub as_port: TcpListener,
+    pub client_port: TcpListener,
+}
+
+/// Serves both ports until the process ends.
+pub fn run(
+    name: &'static str,
+    tlds: Arc<Tlds>,
+    listeners: Listeners,
+    gate: Arc<Gate>,
+    allow: Allow,
+) -> Result<()> {
+    let signing = Arc::clone(&tlds);
+    let as_gate = Arc::clone(&gate);
+    let as_role = format!("{name} AS port");
+    thread::Builder::new()
+        .name(as_role.clone())
+        .spawn(move || {
+            server::serve(&as_role, listeners.as_port, as_gate, allow, move |stream| {
+                server::serve_lines(stream, |line, out| signing.answer_challenge(line, out))
+            })
+        })
+        .context("cannot start the AS-port thread")?;
+    let client_role = format!("{name} client port");
+    server::serve(
+        &client_role,
+        listeners.client_port,
+        gate,
+        Allow::Anyone,
+        move |stream| server::serve_lines(stream, |line, out| tlds.answer_hostname(line, out)),
+    );
+    Ok(())
+}
+
+fn start(defaults: &Defaults) -> Result<ExitCode> {
+    let matches = Args::command_for(defaults).get_matches();
+    let args = Args::from_arg_matches(&matches)?;
+    let key = Key::load(&args.key_file)?;
+    let table = Table::load(&args.table)?;
+    let listeners = Listeners {
+        as_port: cli::bind(&args.bind, args.as_port, "--bind/--as-port")?,
+        client_port: cli::bind(&args.bind, args.client_port, "--bind/--client-port")?,
+    };
+    let tlds = Arc::new(Tlds::new(table, &key));
+    let allow = if args.as_allow.is_empty() {
+        Allow::Anyone
+    } else {
+        Allow::Only(args.as_allow.clone().into())
+    };
+    eprintln!(
+        "{}: serving {} records; AS port on {}, client port on {}",
+        defaults.name,
+        tlds.records(),
+        cli::local(&listeners.as_port),
+        cli::local(&listeners.client_port),
+    );
+    let gate = Gate::new(args.max_connections, args.idle_timeout);
+    run(defaults.name, tlds, listeners, gate, allow)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The whole `tlds1`/`tlds2` program.
+pub fn main(defaults: &Defaults) -> ExitCode {
+    cli::report(defaults.name, start(defaults))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tlds() -> Tlds {
+        let table = Table::parse(b"Amazon.org\t94.5.6.7\tA\n").unwrap();
+        Tlds::new(table, &Key::new("k5678"))
+    }
+
+    fn reply(answer: impl FnOnce(&mut Vec<u8>)) -> String {
+        let mut out = Vec::new();
+        answer(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn signs_challenges() {
+        let tlds = tlds();
+        assert_eq!(
+            reply(|out| tlds.answer_challenge(b"foxtrot", out)),
+            "83cdae16a693560b34bac1f64b7cf10a\n"
+        );
+        assert!(reply(|out| tlds.answer_challenge(b"", out)).starts_with("Error: "));
+    }
+
+    #[test]
+    fn answers_hostnames() {
+        let tlds = tlds();
+        assert_eq!(
+            reply(|out| tlds.answer_hostname(b"AMAZON.org", out)),
+            "Amazon.org 94.5.6.7 A\n"
+        );
+        assert_eq!(
+            reply(|out| tlds.answer_hostname(b"nothinghere.com", out)),
+            "nothinghere.com - Error:HOST NOT FOUND\n"
+        );
+        assert!(reply(|out| tlds.answer_hostname(b"a b", out)).starts_with("Error: "));
+    }
+
+    #[test]
+    fn the_two_programs_differ_only_in_defaults() {
+        for defaults in [TLDS1, TLDS2] {
+            let matches = Args::command_for(&defaults).get_matches_from([defaults.name]);
+            let args = Args::from_arg_matches(&matches).unwrap();
+            assert_eq!(args.as_port.to_string(), defaults.as_port);
+            assert_eq!(args.client_port.to_string(), defaults.client_port);
+            assert_eq!(args.table, PathBuf::from(defaults.table));
+            assert_eq!(args.key_file, PathBuf::from(defaults.key_file));
+            assert_eq!(args.bind, "0.0.0.0");
+        }
+        let matches = Args::command_for(&TLDS1).get_matches_from([
+            "tlds1",
+            "--as-port",
+            "0",
+            "--as-allow",
+            "127.0.0.1",
+        ]);
+        let args = Args::from_arg_matches(&matches).unwrap();
+        assert_eq!(args.as_port, 0);
+        assert_eq!(args.as_allow, ["127.0.0.1".parse::<IpAddr>().unwrap()]);
+    }
+}

@@ -1,0 +1,442 @@
+//! The wire protocol: the one place that parses and formats every message.
+//!
+//! Each hop has a request type and a reply type with `parse` (from one line,
+//! without its line ending) and `write_to` (appending one line, with `\n`).
+//! Servers and clients never build or split protocol text themselves, so the
+//! README's protocol table and this module are the whole protocol.
+//!
+//! | hop                | request                   | reply                                                              |
+//! |--------------------|---------------------------|--------------------------------------------------------------------|
+//! | client → AS        | `<challenge> <digest>`    | `<tlds-host> <tlds-client-port>` / `No Match Found` / `Error: <reason>` |
+//! | AS → TLDS          | `<challenge>`             | `<digest>` / `Error: <reason>`                                     |
+//! | client → TLDS      | `<hostname>`              | `<Hostname> <address> <flag>` / `<hostname> - Error:HOST NOT FOUND` / `Error: <reason>` |
+
+use std::fmt;
+
+use crate::digest::{Digest, DigestError};
+
+/// Longest line, without its line ending, that any peer accepts.
+pub const MAX_LINE: usize = 1024;
+/// Longest challenge, in bytes.
+pub const MAX_CHALLENGE: usize = 255;
+/// Longest hostname, in bytes (the DNS limit for a name in text form).
+pub const MAX_HOSTNAME: usize = 253;
+
+const NO_MATCH: &str = "No Match Found";
+const ERROR_PREFIX: &str = "Error:";
+const NOT_FOUND_SUFFIX: &str = " - Error:HOST NOT FOUND";
+
+/// Why a line is not a valid message. Its `Display` is the reason sent back
+/// in an `Error: <reason>` reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WireError {
+    Empty,
+    NotUtf8,
+    ControlCharacter,
+    FieldCount {
+        expected: &'static str,
+        found: usize,
+    },
+    ChallengeTooLong(usize),
+    HostnameTooLong(usize),
+    Digest(DigestError),
+    BadPort(String),
+    LineTooLong,
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireError::Empty => f.write_str("empty request"),
+            WireError::NotUtf8 => f.write_str("request is not valid UTF-8"),
+            WireError::ControlCharacter => f.write_str("request contains a control character"),
+            WireError::FieldCount { expected, found } => {
+                write!(f, "expected {expected}, got {found} fields")
+            }
+            WireError::ChallengeTooLong(len) => {
+                write!(f, "challenge is {len} bytes, the limit is {MAX_CHALLENGE}")
+            }
+            WireError::HostnameTooLong(len) => {
+                write!(f, "hostname is {len} bytes, the limit is {MAX_HOSTNAME}")
+            }
+            WireError::Digest(err) => err.fmt(f),
+            WireError::BadPort(port) => write!(f, "'{port}' is not a port number"),
+            WireError::LineTooLong => f.write_str("line too long"),
+        }
+    }
+}
+
+impl std::error::Error for WireError {}
+
+impl From<DigestError> for WireError {
+    fn from(err: DigestError) -> Self {
+        WireError::Digest(err)
+    }
+}
+
+/// Decodes a line as UTF-8 and rejects control characters (tab excepted: it
+/// separates fields), so nothing a peer sends can forge extra lines or fields
+/// downstream.
+pub fn text(line: &[u8]) -> Result<&str, WireError> {
+    let text = std::str::from_utf8(line).map_err(|_| WireError::NotUtf8)?;
+    if text.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(WireError::ControlCharacter);
+    }
+    Ok(text)
+}
+
+/// Splits on runs of spaces and tabs into exactly `N` fields.
+pub fn fields<'a, const N: usize>(
+    text: &'a str,
+    expected: &'static str,
+) -> Result<[&'a str; N], WireError> {
+    let mut out = [""; N];
+    let mut found = 0;
+    for field in text.split([' ', '\t']).filter(|field| !field.is_empty()) {
+        if let Some(slot) = out.get_mut(found) {
+            *slot = field;
+        }
+        found += 1;
+    }
+    match found {
+        0 => Err(WireError::Empty),
+        n if n == N => Ok(out),
+        n => Err(WireError::FieldCount { expected, found: n }),
+    }
+}
+
+pub fn check_challenge(challenge: &str) -> Result<&str, WireError> {
+    if challenge.len() > MAX_CHALLENGE {
+        return Err(WireError::ChallengeTooLong(challenge.len()));
+    }
+    Ok(challenge)
+}
+
+pub fn check_hostname(hostname: &str) -> Result<&str, WireError> {
+    if hostname.len() > MAX_HOSTNAME {
+        return Err(WireError::HostnameTooLong(hostname.len()));
+    }
+    Ok(hostname)
+}
+
+fn push_line(out: &mut Vec<u8>, parts: &[&str]) {
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        out.extend_from_slice(part.as_bytes());
+    }
+    out.push(b'\n');
+}
+
+/// `Error: <reason>`, with anything that could break the line replaced.
+pub fn write_error(out: &mut Vec<u8>, reason: &dyn fmt::Display) {
+    let reason = reason.to_string();
+    let clean: String = reason
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    push_line(out, &[ERROR_PREFIX, clean.trim()]);
+}
+
+/// The reason in an `Error: <reason>` line, if it is one.
+fn error_reason(text: &str) -> Option<&str> {
+    text.strip_prefix(ERROR_PREFIX).map(str::trim)
+}
+
+/// client → AS: `<challenge> <digest>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthRequest<'a> {
+    pub challenge: &'a str,
+    pub digest: Digest,
+}
+
+impl<'a> AuthRequest<'a> {
+    pub fn parse(line: &'a [u8]) -> Result<Self, WireError> {
+        let [challenge, digest] = fields(text(line)?, "2 fields: <challenge> <digest>")?;
+        Ok(AuthRequest {
+            challenge: check_challenge(challenge)?,
+            digest: Digest::from_hex(digest)?,
+        })
+    }
+
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        push_line(out, &[self.challenge, self.digest.to_hex().as_str()]);
+    }
+}
+
+/// AS → client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthReply<'a> {
+    /// Ask this TLDS: its client-facing host and port.
+    Tlds {
+        host: &'a str,
+        port: u16,
+    },
+    NoMatch,
+    Error(&'a str),
+}
+
+impl<'a> AuthReply<'a> {
+    pub fn parse(line: &'a [u8]) -> Result<Self, WireError> {
+        let text = text(line)?;
+        if let Some(reason) = error_reason(text) {
+            return Ok(AuthReply::Error(reason));
+        }
+        if text.trim() == NO_MATCH {
+            return Ok(AuthReply::NoMatch);
+        }
+        let [host, port] = fields(text, "2 fields: <tlds-host> <tlds-client-port>")?;
+        let port = port
+            .parse()
+            .map_err(|_| WireError::BadPort(port.to_owned()))?;
+        Ok(AuthReply::Tlds { host, port })
+    }
+
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        match self {
+            AuthReply::Tlds { host, port } => push_line(out, &[host, &port.to_string()]),
+            AuthReply::NoMatch => push_line(out, &[NO_MATCH]),
+            AuthReply::Error(reason) => write_error(out, reason),
+        }
+    }
+}
+
+/// AS → TLDS: `<challenge>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChallengeRequest<'a>(pub &'a str);
+
+impl<'a> ChallengeRequest<'a> {
+    pub fn parse(line: &'a [u8]) -> Result<Self, WireError> {
+        let [challenge] = fields(text(line)?, "1 field: <challenge>")?;
+        Ok(ChallengeRequest(check_challenge(challenge)?))
+    }
+
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        push_line(out, &[self.0]);
+    }
+}
+
+/// TLDS → AS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DigestReply<'a> {
+    Digest(Digest),
+    Error(&'a str),
+}
+
+impl<'a> DigestReply<'a> {
+    pub fn parse(line: &'a [u8]) -> Result<Self, WireError> {
+        let text = text(line)?;
+        if let Some(reason) = error_reason(text) {
+            return Ok(DigestReply::Error(reason));
+        }
+        let [digest] = fields(text, "1 field: <digest>")?;
+        Ok(DigestReply::Digest(Digest::from_hex(digest)?))
+    }
+
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        match self {
+            DigestReply::Digest(digest) => push_line(out, &[digest.to_hex().as_str()]),
+            DigestReply::Error(reason) => write_error(out, reason),
+        }
+    }
+}
+
+/// client → TLDS: `<hostname>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRequest<'a>(pub &'a str);
+
+impl<'a> HostRequest<'a> {
+    pub fn parse(line: &'a [u8]) -> Result<Self, WireError> {
+        let [hostname] = fields(text(line)?, "1 field: <hostname>")?;
+        Ok(HostRequest(check_hostname(hostname)?))
+    }
+
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        push_line(out, &[self.0]);
+    }
+}
+
+/// TLDS → client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostReply<'a> {
+    /// The table's record, `Hostname address flag`, as one line.
+    Found(&'a str),
+    /// The hostname as the client sent it.
+    NotFound(&'a str),
+    Error(&'a str),
+}
+
+impl<'a> HostReply<'a> {
+    pub fn parse(line: &'a [u8]) -> Result<Self, WireError> {
+        let text = text(line)?;
+        if let Some(reason) = error_reason(text) {
+            return Ok(HostReply::Error(reason));
+        }
+        if let Some(hostname) = text.strip_suffix(NOT_FOUND_SUFFIX) {
+            let [hostname] = fields(hostname, "<hostname> - Error:HOST NOT FOUND")?;
+            return Ok(HostReply::NotFound(hostname));
+        }
+        fields::<3>(text, "3 fields: <hostname> <address> <flag>")?;
+        Ok(HostReply::Found(text))
+    }
+
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        match self {
+            HostReply::Found(record) => push_line(out, &[record]),
+            HostReply::NotFound(hostname) => {
+                out.extend_from_slice(hostname.as_bytes());
+                push_line(out, &[NOT_FOUND_SUFFIX]);
+            }
+            HostReply::Error(reason) => write_error(out, reason),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::hmac_md5;
+
+    fn line(write: impl FnOnce(&mut Vec<u8>)) -> String {
+        let mut out = Vec::new();
+        write(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn auth_request_round_trip() {
+        let digest = hmac_md5(b"k5678", b"foxtrot");
+        let request = AuthRequest {
+            challenge: "foxtrot",
+            digest,
+        };
+        let text = line(|out| request.write_to(out));
+        assert_eq!(text, "foxtrot 83cdae16a693560b34bac1f64b7cf10a\n");
+        assert_eq!(AuthRequest::parse(text.trim_end().as_bytes()), Ok(request));
+    }
+
+    #[test]
+    fn auth_request_errors() {
+        assert_eq!(AuthRequest::parse(b""), Err(WireError::Empty));
+        assert_eq!(AuthRequest::parse(b"   "), Err(WireError::Empty));
+        assert!(matches!(
+            AuthRequest::parse(b"a b c"),
+            Err(WireError::FieldCount { found: 3, .. })
+        ));
+        assert!(matches!(
+            AuthRequest::parse(b"foxtrot 83cd"),
+            Err(WireError::Digest(DigestError::Length(4)))
+        ));
+        let long = format!("{} {}", "c".repeat(256), "0".repeat(32));
+        assert_eq!(
+            AuthRequest::parse(long.as_bytes()),
+            Err(WireError::ChallengeTooLong(256))
+        );
+        assert_eq!(
+            AuthRequest::parse(b"fox\xfftrot 83cdae16a693560b34bac1f64b7cf10a"),
+            Err(WireError::NotUtf8)
+        );
+        assert_eq!(
+            AuthRequest::parse(b"fox\0trot 83cdae16a693560b34bac1f64b7cf10a"),
+            Err(WireError::ControlCharacter)
+        );
+    }
+
+    #[test]
+    fn auth_reply_round_trips() {
+        for reply in [
+            AuthReply::Tlds {
+                host: "localhost",
+                port: 5312,
+            },
+            AuthReply::NoMatch,
+            AuthReply::Error("tlds1 unreachable"),
+        ] {
+            let text = line(|out| reply.write_to(out));
+            assert_eq!(AuthReply::parse(text.trim_end().as_bytes()), Ok(reply));
+        }
+        assert_eq!(
+            line(|out| AuthReply::NoMatch.write_to(out)),
+            "No Match Found\n"
+        );
+        assert_eq!(
+            line(|out| AuthReply::Tlds {
+                host: "127.0.0.2",
+                port: 7
+            }
+            .write_to(out)),
+            "127.0.0.2 7\n"
+        );
+        assert_eq!(
+            AuthReply::parse(b"host 70000"),
+            Err(WireError::BadPort("70000".into()))
+        );
+    }
+
+    #[test]
+    fn digest_reply_round_trips() {
+        let digest = hmac_md5(b"k", b"c");
+        for reply in [DigestReply::Digest(digest), DigestReply::Error("bad")] {
+            let text = line(|out| reply.write_to(out));
+            assert_eq!(DigestReply::parse(text.trim_end().as_bytes()), Ok(reply));
+        }
+        assert!(DigestReply::parse(b"nothex").is_err());
+    }
+
+    #[test]
+    fn challenge_and_host_requests() {
+        assert_eq!(
+            ChallengeRequest::parse(b"foxtrot"),
+            Ok(ChallengeRequest("foxtrot"))
+        );
+        assert_eq!(line(|out| ChallengeRequest("x").write_to(out)), "x\n");
+        assert!(matches!(
+            ChallengeRequest::parse(b"two words"),
+            Err(WireError::FieldCount { found: 2, .. })
+        ));
+        assert_eq!(
+            HostRequest::parse(b"Example.COM."),
+            Ok(HostRequest("Example.COM."))
+        );
+        let long = "h".repeat(254);
+        assert_eq!(
+            HostRequest::parse(long.as_bytes()),
+            Err(WireError::HostnameTooLong(254))
+        );
+        assert_eq!(
+            HostRequest::parse(b"a\x01b"),
+            Err(WireError::ControlCharacter)
+        );
+    }
+
+    #[test]
+    fn host_reply_formats() {
+        assert_eq!(
+            line(|out| HostReply::Found("Amazon.org 94.5.6.7 A").write_to(out)),
+            "Amazon.org 94.5.6.7 A\n"
+        );
+        assert_eq!(
+            line(|out| HostReply::NotFound("nothinghere.com").write_to(out)),
+            "nothinghere.com - Error:HOST NOT FOUND\n"
+        );
+        assert_eq!(
+            line(|out| HostReply::Error("hostname is too long").write_to(out)),
+            "Error: hostname is too long\n"
+        );
+        for reply in [
+            HostReply::Found("Amazon.org 94.5.6.7 A"),
+            HostReply::NotFound("nothinghere.com"),
+            HostReply::Error("oops"),
+        ] {
+            let text = line(|out| reply.write_to(out));
+            assert_eq!(HostReply::parse(text.trim_end().as_bytes()), Ok(reply));
+        }
+        assert!(HostReply::parse(b"just two").is_err());
+    }
+
+    #[test]
+    fn error_lines_cannot_be_split() {
+        assert_eq!(line(|out| write_error(out, &"a\nb\rc")), "Error: a b c\n");
+    }
+}
