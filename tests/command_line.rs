@@ -1,0 +1,211 @@
+//! Command-line behaviour: help, usage errors, and start-up failures that
+//! must be one clear line naming the file, address or flag at fault.
+
+mod common;
+
+use std::net::TcpListener;
+
+use common::*;
+
+#[test]
+fn help_explains_every_flag() {
+    let dir = scratch_dir("help");
+    let expected: [(&str, &[&str]); 4] = [
+        (
+            "tlds1",
+            &[
+                "--bind",
+                "--as-port",
+                "--client-port",
+                "--table",
+                "--key-file",
+                "[default: 5311]",
+                "[default: data/tlds1.tsv]",
+            ],
+        ),
+        (
+            "tlds2",
+            &[
+                "--bind",
+                "--as-port",
+                "--client-port",
+                "--table",
+                "--key-file",
+                "[default: 5321]",
+                "[default: data/key2.txt]",
+            ],
+        ),
+        (
+            "as_server",
+            &[
+                "--bind",
+                "--port",
+                "--tlds1-host",
+                "--tlds1-as-port",
+                "--tlds1-client-port",
+                "--tlds2-host",
+                "--tlds2-as-port",
+                "--tlds2-client-port",
+                "[default: 5300]",
+            ],
+        ),
+        (
+            "client",
+            &[
+                "--as-host",
+                "--as-port",
+                "--input",
+                "--output",
+                "[default: RESOLVED.txt]",
+            ],
+        ),
+    ];
+    for (program, flags) in expected {
+        let run = run_to_end(program, &["--help"], &dir);
+        assert!(run.status.success(), "{program}: {run:?}");
+        for flag in flags {
+            assert!(
+                run.stdout.contains(flag),
+                "{program} --help lacks {flag}:\n{}",
+                run.stdout
+            );
+        }
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = scratch_dir("usage");
+    for (program, args) in [
+        ("client", &["--no-such-flag"][..]),
+        ("as_server", &["--port", "99999"][..]),
+        ("tlds1", &["--as-port", "x"][..]),
+        ("client", &["--window", "0"][..]),
+    ] {
+        let run = run_to_end(program, args, &dir);
+        assert_eq!(run.status.code(), Some(2), "{program} {args:?}: {run:?}");
+    }
+}
+
+/// Runs `program` expecting it to fail at start: exit 1, one line on stderr.
+fn fails_at_start(program: &str, args: &[&str]) -> String {
+    let dir = scratch_dir("startup");
+    let run = run_to_end(program, args, &dir);
+    assert_eq!(run.status.code(), Some(1), "{program} {args:?}: {run:?}");
+    assert_eq!(
+        run.stderr.lines().count(),
+        1,
+        "not one line: {:?}",
+        run.stderr
+    );
+    run.stderr
+}
+
+fn tlds_args<'a>(table: &'a str, key: &'a str, port: &'a str) -> Vec<&'a str> {
+    vec![
+        "--bind",
+        "127.0.0.1",
+        "--as-port",
+        port,
+        "--client-port",
+        "0",
+        "--table",
+        table,
+        "--key-file",
+        key,
+    ]
+}
+
+#[test]
+fn tlds_start_up_errors_name_their_cause() {
+    let dir = scratch_dir("tlds-errors");
+    let good_table = write_file(&dir, "good.tsv", "a.com\t1.2.3.4\tA\n");
+    let good_key = write_file(&dir, "key.txt", "s3cret-key\n");
+    let (table, key) = (good_table.to_str().unwrap(), good_key.to_str().unwrap());
+
+    let missing = dir.join("missing.tsv");
+    let message = fails_at_start("tlds1", &tlds_args(missing.to_str().unwrap(), key, "0"));
+    assert!(message.contains(missing.to_str().unwrap()), "{message}");
+
+    let bad = write_file(
+        &dir,
+        "bad.tsv",
+        "# header\na.com\t1.2.3.4\tA\nb.com 300.1.1.1 A\n",
+    );
+    let message = fails_at_start("tlds2", &tlds_args(bad.to_str().unwrap(), key, "0"));
+    assert!(
+        message.contains(&format!("{}:3: ", bad.display())),
+        "{message}"
+    );
+
+    let dup = write_file(&dir, "dup.tsv", "a.com 1.1.1.1 A\nA.COM. 2.2.2.2 A\n");
+    let message = fails_at_start("tlds1", &tlds_args(dup.to_str().unwrap(), key, "0"));
+    assert!(
+        message.contains(&format!("{}:2: ", dup.display())),
+        "{message}"
+    );
+    assert!(message.contains("listed twice"), "{message}");
+
+    let empty_key = write_file(&dir, "empty.key", "\n  \n");
+    let message = fails_at_start("tlds1", &tlds_args(table, empty_key.to_str().unwrap(), "0"));
+    assert!(message.contains("empty.key"), "{message}");
+
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let message = fails_at_start("tlds1", &tlds_args(table, key, &port));
+    assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+    assert!(message.contains("--as-port"), "{message}");
+    assert!(!message.contains("s3cret-key"), "{message}");
+}
+
+#[test]
+fn as_server_port_in_use_is_named() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let message = fails_at_start("as_server", &["--bind", "127.0.0.1", "--port", &port]);
+    assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+    assert!(message.contains("--port"), "{message}");
+}
+
+#[test]
+fn client_start_up_errors_name_their_cause() {
+    let dir = scratch_dir("client-errors");
+    let missing = dir.join("nope.txt");
+    let message = fails_at_start(
+        "client",
+        &[
+            "--input",
+            missing.to_str().unwrap(),
+            "--output",
+            dir.join("out").to_str().unwrap(),
+        ],
+    );
+    assert!(message.contains(missing.to_str().unwrap()), "{message}");
+
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let port = closed.to_string();
+    let input = write_file(&dir, "q.txt", "k c host.example\n");
+    let previous = write_file(&dir, "previous.txt", "earlier results\n");
+    let message = fails_at_start(
+        "client",
+        &[
+            "--as-host",
+            "127.0.0.1",
+            "--as-port",
+            &port,
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            previous.to_str().unwrap(),
+        ],
+    );
+    assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+    assert_eq!(
+        std::fs::read_to_string(&previous).unwrap(),
+        "earlier results\n"
+    );
+}

@@ -1,0 +1,335 @@
+//! Test harness: spawns the real binaries on loopback with port 0, learns
+//! their ports from the start-up line, and kills every process it started
+//! when the guard drops, whether the test passed or not.
+
+#![allow(dead_code)] // each test file uses its own part of the harness
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long anything in a test may take before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+pub fn bin(name: &str) -> &'static str {
+    match name {
+        "tlds1" => env!("CARGO_BIN_EXE_tlds1"),
+        "tlds2" => env!("CARGO_BIN_EXE_tlds2"),
+        "as_server" => env!("CARGO_BIN_EXE_as_server"),
+        "client" => env!("CARGO_BIN_EXE_client"),
+        other => panic!("no binary {other}"),
+    }
+}
+
+pub fn repo_file(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// A fresh, empty directory for one test.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+pub fn write_file(dir: &Path, name: &str, contents: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("write test file");
+    path
+}
+
+/// A running server process, killed on drop. Its stderr is collected.
+pub struct Server {
+    child: Child,
+    stderr: Arc<Mutex<Vec<String>>>,
+    /// Every address named in the start-up line, in order.
+    pub addrs: Vec<SocketAddr>,
+}
+
+impl Server {
+    /// Spawns `name` with `args` and waits for its start-up line.
+    pub fn start(name: &str, args: &[&str]) -> Server {
+        let mut child = Command::new(bin(name))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| panic!("spawn {name}: {err}"));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (first_tx, first_rx) = mpsc::channel();
+        {
+            let lines = Arc::clone(&lines);
+            thread::spawn(move || {
+                let mut first = Some(first_tx);
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(tx) = first.take() {
+                        let _ = tx.send(line.clone());
+                    }
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        let mut server = Server {
+            child,
+            stderr: lines,
+            addrs: Vec::new(),
+        };
+        let first = first_rx
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|_| panic!("{name} printed no start-up line"));
+        server.addrs = first
+            .split_whitespace()
+            .filter_map(|word| word.trim_matches(|c: char| ",;()".contains(c)).parse().ok())
+            .collect();
+        assert!(!server.addrs.is_empty(), "{name}: no address in {first:?}");
+        server
+    }
+
+    /// A TLDS's (AS port, client port).
+    pub fn tlds_ports(&self) -> (u16, u16) {
+        (self.addrs[0].port(), self.addrs[1].port())
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addrs[0].port()
+    }
+
+    /// Everything the server printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A TLDS on `bind` with a table and key written for this test.
+pub fn start_tlds(
+    name: &str,
+    dir: &Path,
+    bind: &str,
+    table: &str,
+    key: &str,
+    extra: &[&str],
+) -> Server {
+    let table = write_file(dir, &format!("{name}.tsv"), table);
+    let key = write_file(dir, &format!("{name}.key"), key);
+    let mut args = vec![
+        "--bind",
+        bind,
+        "--as-port",
+        "0",
+        "--client-port",
+        "0",
+        "--table",
+        table.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    Server::start(name, &args)
+}
+
+/// An AS on `bind`, pointed at the two TLDS.
+pub fn start_as(
+    bind: &str,
+    tlds1: (&str, u16, u16),
+    tlds2: (&str, u16, u16),
+    extra: &[&str],
+) -> Server {
+    let ports = [tlds1.1, tlds1.2, tlds2.1, tlds2.2].map(|p| p.to_string());
+    let mut args = vec![
+        "--bind",
+        bind,
+        "--port",
+        "0",
+        "--tlds1-host",
+        tlds1.0,
+        "--tlds1-as-port",
+        &ports[0],
+        "--tlds1-client-port",
+        &ports[1],
+        "--tlds2-host",
+        tlds2.0,
+        "--tlds2-as-port",
+        &ports[2],
+        "--tlds2-client-port",
+        &ports[3],
+    ];
+    args.extend_from_slice(extra);
+    Server::start("as_server", &args)
+}
+
+/// The four programs on 127.0.0.1 with the repository's sample data.
+pub struct System {
+    pub tlds1: Server,
+    pub tlds2: Server,
+    pub auth: Server,
+}
+
+impl System {
+    pub fn start_with(table1: &str, key1: &str, table2: &str, key2: &str, dir: &Path) -> System {
+        let tlds1 = start_tlds("tlds1", dir, "127.0.0.1", table1, key1, &[]);
+        let tlds2 = start_tlds("tlds2", dir, "127.0.0.1", table2, key2, &[]);
+        let (a1, c1) = tlds1.tlds_ports();
+        let (a2, c2) = tlds2.tlds_ports();
+        let auth = start_as(
+            "127.0.0.1",
+            ("127.0.0.1", a1, c1),
+            ("127.0.0.1", a2, c2),
+            &[],
+        );
+        System { tlds1, tlds2, auth }
+    }
+
+    pub fn start_samples(dir: &Path) -> System {
+        let read = |name: &str| std::fs::read_to_string(repo_file(name)).unwrap();
+        System::start_with(
+            &read("data/tlds1.tsv"),
+            &read("data/key1.txt"),
+            &read("data/tlds2.tsv"),
+            &read("data/key2.txt"),
+            dir,
+        )
+    }
+}
+
+/// What one client run left behind.
+#[derive(Debug)]
+pub struct ClientRun {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    /// The output file's lines, or `None` if the client wrote none.
+    pub output: Option<Vec<String>>,
+    pub elapsed: Duration,
+}
+
+/// Runs the client to completion (killing it past [`PATIENCE`]).
+pub fn run_client(dir: &Path, as_port: u16, queries: &str, extra: &[&str]) -> ClientRun {
+    let input = write_file(dir, "queries.txt", queries);
+    let output = dir.join("RESOLVED.txt");
+    let _ = std::fs::remove_file(&output);
+    let port = as_port.to_string();
+    let mut args = vec![
+        "--as-host",
+        "127.0.0.1",
+        "--as-port",
+        &port,
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let run = run_to_end("client", &args, dir);
+    let output = std::fs::read_to_string(&output)
+        .ok()
+        .map(|text| text.lines().map(str::to_owned).collect());
+    ClientRun { output, ..run }
+}
+
+/// Runs any of the programs to completion in `dir`, killed past [`PATIENCE`].
+pub fn run_to_end(name: &str, args: &[&str], dir: &Path) -> ClientRun {
+    let started = Instant::now();
+    let mut child = Command::new(bin(name))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("spawn {name}: {err}"));
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > PATIENCE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{name} {args:?} did not finish within {PATIENCE:?}");
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    ClientRun {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+        output: None,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// A raw protocol connection for poking a server directly.
+pub struct Peer {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Peer {
+    pub fn connect(addr: SocketAddr) -> Peer {
+        let stream = TcpStream::connect_timeout(&addr, PATIENCE).expect("connect");
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        stream.set_write_timeout(Some(PATIENCE)).unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        Peer { stream, reader }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// The next reply line without its newline; `None` when the server closed.
+    pub fn reply(&mut self) -> Option<String> {
+        let mut line = Vec::new();
+        match self.reader.read_until(b'\n', &mut line) {
+            Ok(0) => None,
+            Ok(_) => Some(
+                String::from_utf8_lossy(&line)
+                    .trim_end_matches('\n')
+                    .to_owned(),
+            ),
+            Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => None,
+            Err(err) => panic!("reading a reply: {err}"),
+        }
+    }
+
+    pub fn ask(&mut self, line: &str) -> Option<String> {
+        self.send(format!("{line}\n").as_bytes());
+        self.reply()
+    }
+}
