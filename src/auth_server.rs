@@ -155,7 +155,7 @@ impl AuthServer {
                 link.send(&burst.challenges);
             }
             for link in links.iter_mut() {
-                link.receive(burst.asks);
+                link.receive(burst.asks, &burst.challenges);
             }
         }
         let mut ask = 0;
@@ -239,6 +239,8 @@ struct Link<'a> {
     stream: Option<(LineReader<TcpStream>, TcpStream)>,
     /// Why this burst cannot be answered by this TLDS, once something failed.
     failure: Option<Rc<str>>,
+    /// Whether this burst went out on a connection an earlier burst used.
+    reused: bool,
     answers: Vec<Result<Digest, Rc<str>>>,
 }
 
@@ -249,6 +251,7 @@ impl<'a> Link<'a> {
             timeout,
             stream: None,
             failure: None,
+            reused: false,
             answers: Vec::new(),
         }
     }
@@ -260,28 +263,53 @@ impl<'a> Link<'a> {
 
     fn send(&mut self, challenges: &[u8]) {
         self.failure = None;
-        if self.stream.is_none() {
-            match connection::connect(&self.peer.as_addrs, self.timeout) {
-                Ok(stream) => match stream.try_clone() {
-                    Ok(read_half) => self.stream = Some((LineReader::new(read_half), stream)),
+        self.reused = self.stream.is_some();
+        loop {
+            if self.stream.is_none() {
+                let connected = connection::connect(&self.peer.as_addrs, self.timeout)
+                    .and_then(|stream| Ok((LineReader::new(stream.try_clone()?), stream)));
+                match connected {
+                    Ok(halves) => self.stream = Some(halves),
                     Err(err) => {
                         return self.fail(format!("{} unreachable: {err}", self.peer.describe()));
                     }
-                },
+                }
+            }
+            let Some((_, writer)) = &mut self.stream else {
+                return;
+            };
+            match writer.write_all(challenges) {
+                Ok(()) => return,
+                // The TLDS closed a connection we kept: open a new one, once.
+                Err(_) if self.reused => {
+                    self.stream = None;
+                    self.reused = false;
+                }
                 Err(err) => {
                     return self.fail(format!("{} unreachable: {err}", self.peer.describe()));
                 }
             }
         }
-        if let Some((_, writer)) = &mut self.stream
-            && let Err(err) = writer.write_all(challenges)
-        {
-            self.fail(format!("{} unreachable: {err}", self.peer.describe()));
+    }
+
+    /// Reads `count` answers to what [`Link::send`] sent. A reused connection
+    /// that turns out closed before answering anything (the TLDS's idle
+    /// timeout, or a restart) is retried once on a new connection: signing a
+    /// challenge twice is harmless.
+    fn receive(&mut self, count: usize, challenges: &[u8]) {
+        let closed_early = self.read_answers(count);
+        if closed_early && self.reused {
+            self.stream = None;
+            self.send(challenges);
+            self.read_answers(count);
         }
     }
 
-    fn receive(&mut self, count: usize) {
+    /// Returns true when the connection failed, other than by timing out,
+    /// before a single answer arrived.
+    fn read_answers(&mut self, count: usize) -> bool {
         self.answers.clear();
+        let mut closed_early = false;
         while self.answers.len() < count {
             if let Some(reason) = &self.failure {
                 self.answers.push(Err(Rc::clone(reason)));
@@ -291,6 +319,7 @@ impl<'a> Link<'a> {
                 self.fail(format!("{} unreachable", self.peer.describe()));
                 continue;
             };
+            let nothing_yet = self.answers.is_empty();
             match reader.read_line() {
                 Ok(Some(line)) => match DigestReply::parse(line) {
                     Ok(DigestReply::Digest(digest)) => self.answers.push(Ok(digest)),
@@ -302,10 +331,17 @@ impl<'a> Link<'a> {
                         self.fail(format!("bad reply from {}: {err}", self.peer.describe()))
                     }
                 },
-                Ok(None) => self.fail(format!("{} closed the connection", self.peer.describe())),
-                Err(err) => self.fail(format!("{} unreachable: {err}", self.peer.describe())),
+                Ok(None) => {
+                    closed_early = nothing_yet;
+                    self.fail(format!("{} closed the connection", self.peer.describe()));
+                }
+                Err(err) => {
+                    closed_early = nothing_yet && !err.is_timeout();
+                    self.fail(format!("{} unreachable: {err}", self.peer.describe()));
+                }
             }
         }
+        closed_early
     }
 }
 

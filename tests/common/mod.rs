@@ -139,18 +139,16 @@ pub fn start_tlds(
 ) -> Server {
     let table = write_file(dir, &format!("{name}.tsv"), table);
     let key = write_file(dir, &format!("{name}.key"), key);
-    let mut args = vec![
-        "--bind",
-        bind,
-        "--as-port",
-        "0",
-        "--client-port",
-        "0",
+    let mut args = vec!["--bind", bind];
+    if !extra.contains(&"--as-port") {
+        args.extend(["--as-port", "0", "--client-port", "0"]);
+    }
+    args.extend([
         "--table",
         table.to_str().unwrap(),
         "--key-file",
         key.to_str().unwrap(),
-    ];
+    ]);
     args.extend_from_slice(extra);
     Server::start(name, &args)
 }

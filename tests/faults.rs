@@ -1,0 +1,604 @@
+//! Faults and bad input, injected into the real programs on loopback: every
+//! server keeps serving everyone else, a client never hangs, and no result is
+//! silently lost.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use authdns::digest::hmac_md5;
+use common::*;
+
+fn read_sample(name: &str) -> String {
+    std::fs::read_to_string(repo_file(name)).unwrap()
+}
+
+/// Every kind of bad request, each followed by a good one on the same
+/// connection.
+#[test]
+fn bad_input_gets_one_error_line_and_the_connection_serves_on() {
+    let dir = scratch_dir("bad-input");
+    let system = System::start_samples(&dir);
+    let digest = hmac_md5(b"k1234", b"alpha").to_string();
+    let long_challenge = "c".repeat(256);
+    let long_host = "h".repeat(254);
+    let common_bad: [&[u8]; 4] = [b"", b"caf\xc3", b"nul\0byte", b"bell\x07"];
+
+    let as_good = format!("alpha {digest}");
+    let (_, c1) = system.tlds1.tlds_ports();
+    let as_answer = format!("127.0.0.1 {c1}");
+    let as_bad = [
+        "alpha".to_owned(),
+        format!("alpha {digest} extra"),
+        "alpha 83cdae16a693560b34bac1f64b7cf10z".to_owned(),
+        "alpha 83cdae16".to_owned(),
+        format!("{long_challenge} {digest}"),
+    ];
+    let tlds_as_bad = ["two words".to_owned(), long_challenge.clone()];
+    let tlds_client_bad = ["two words".to_owned(), long_host, "ctl\x1bhost".to_owned()];
+    let cases = [
+        (
+            system.auth.addrs[0],
+            &as_bad[..],
+            as_good.as_str(),
+            as_answer.as_str(),
+        ),
+        (
+            system.tlds1.addrs[0],
+            &tlds_as_bad[..],
+            "alpha",
+            digest.as_str(),
+        ),
+        (
+            system.tlds1.addrs[1],
+            &tlds_client_bad[..],
+            "Amazon.org",
+            "Amazon.org 94.5.6.7 A",
+        ),
+    ];
+    for (addr, bad, good, answer) in cases {
+        let mut peer = Peer::connect(addr);
+        let bad_lines = bad.iter().map(String::as_bytes).chain(common_bad);
+        for line in bad_lines {
+            peer.send(line);
+            peer.send(b"\n");
+            let reply = peer.reply().expect("a reply");
+            assert!(reply.starts_with("Error: "), "{addr} {line:?}: {reply}");
+            assert_eq!(
+                peer.ask(good).as_deref(),
+                Some(answer),
+                "{addr} after {line:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_overlong_line_is_refused_and_its_connection_closed() {
+    let dir = scratch_dir("overlong");
+    let system = System::start_samples(&dir);
+    let servers = [
+        system.auth.addrs[0],
+        system.tlds1.addrs[0],
+        system.tlds2.addrs[1],
+    ];
+    for addr in servers {
+        for with_newline in [true, false] {
+            let mut peer = Peer::connect(addr);
+            let mut line = vec![b'a'; 1025];
+            if with_newline {
+                line.push(b'\n');
+            } else {
+                // Keep sending past the limit; the server must not wait for a newline.
+                line.extend(vec![b'a'; 4096]);
+            }
+            peer.send(&line);
+            assert_eq!(
+                peer.reply().as_deref(),
+                Some("Error: line too long"),
+                "{addr}"
+            );
+            assert_eq!(peer.reply(), None, "{addr}: connection should be closed");
+        }
+        // The longest allowed line is only a bad request, not a closed connection.
+        let mut peer = Peer::connect(addr);
+        peer.send(&[vec![b'x'; 1024], b"\r\n".to_vec()].concat());
+        let reply = peer.reply().unwrap();
+        assert!(
+            reply.starts_with("Error: ") && reply != "Error: line too long",
+            "{reply}"
+        );
+    }
+}
+
+#[test]
+fn connections_past_the_limit_hear_server_busy_and_the_rest_are_unaffected() {
+    let dir = scratch_dir("busy");
+    let table = read_sample("data/tlds1.tsv");
+    let tlds = start_tlds(
+        "tlds1",
+        &dir,
+        "127.0.0.1",
+        &table,
+        "k\n",
+        &["--max-connections", "3"],
+    );
+    let client_port = tlds.addrs[1];
+    let mut admitted: Vec<Peer> = (0..3).map(|_| Peer::connect(client_port)).collect();
+    for peer in &mut admitted {
+        assert_eq!(peer.ask("edu").as_deref(), Some("edu - NS"));
+    }
+    let mut extra = Peer::connect(client_port);
+    assert_eq!(extra.reply().as_deref(), Some("Error: server busy"));
+    assert_eq!(extra.reply(), None);
+    for peer in &mut admitted {
+        assert_eq!(
+            peer.ask("rutgers.edu").as_deref(),
+            Some("rutgers.edu 128.6.4.2 A")
+        );
+    }
+    // A freed slot is reused once its connection's thread has noticed the close.
+    admitted.pop();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let mut peer = Peer::connect(client_port);
+        if peer.ask("edu").as_deref() == Some("edu - NS") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slot never freed");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn two_thousand_connections_at_once_neither_crash_nor_wedge_a_server() {
+    let dir = scratch_dir("flood");
+    let system = System::start_samples(&dir);
+    for addr in [system.tlds1.addrs[1], system.auth.addrs[0]] {
+        let flood: Vec<TcpStream> = (0..2000)
+            .filter_map(|_| TcpStream::connect_timeout(&addr, PATIENCE).ok())
+            .collect();
+        assert!(flood.len() > 1024, "only {} connected", flood.len());
+        // Every connection past the limit is told so.
+        let mut busy = 0;
+        for stream in &flood[1100..] {
+            stream.set_read_timeout(Some(PATIENCE)).unwrap();
+            let mut reply = String::new();
+            let _ = BufReader::new(stream).read_line(&mut reply);
+            busy += usize::from(reply == "Error: server busy\n");
+        }
+        assert_eq!(busy, flood.len() - 1100, "{addr}");
+        drop(flood);
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let mut peer = Peer::connect(addr);
+            let reply = peer.ask("edu");
+            if reply.as_deref().is_some_and(|r| !r.contains("busy")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{addr} still busy");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let queries = read_sample("data/hns.txt");
+    let run = run_client(&dir, system.auth.port(), &queries, &[]);
+    assert!(run.status.success(), "{run:?}");
+}
+
+#[test]
+fn idle_connections_are_closed() {
+    let dir = scratch_dir("idle");
+    let table = read_sample("data/tlds1.tsv");
+    let tlds = start_tlds(
+        "tlds1",
+        &dir,
+        "127.0.0.1",
+        &table,
+        "k\n",
+        &["--idle-timeout", "0.3"],
+    );
+    let (a, c) = tlds.tlds_ports();
+    let auth = start_as(
+        "127.0.0.1",
+        ("127.0.0.1", a, c),
+        ("127.0.0.1", a, c),
+        &["--idle-timeout", "0.3"],
+    );
+    for addr in [tlds.addrs[1], auth.addrs[0]] {
+        let started = Instant::now();
+        let mut peer = Peer::connect(addr);
+        assert_eq!(peer.reply(), None, "{addr}");
+        assert!(started.elapsed() >= Duration::from_millis(250), "{addr}");
+    }
+    // A connection that keeps talking is not idle.
+    let mut peer = Peer::connect(tlds.addrs[1]);
+    for _ in 0..5 {
+        thread::sleep(Duration::from_millis(150));
+        assert_eq!(peer.ask("edu").as_deref(), Some("edu - NS"));
+    }
+}
+
+/// A server that accepts connections and never answers.
+fn silent_server() -> (SocketAddr, thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = thread::spawn(move || {
+        let mut held = Vec::new();
+        listener.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            match listener.accept() {
+                Ok((stream, _)) => held.push(stream),
+                Err(_) => thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    (addr, handle)
+}
+
+#[test]
+fn a_silent_tlds_costs_the_as_at_most_its_timeout() {
+    let dir = scratch_dir("silent-tlds");
+    let tlds1 = start_tlds(
+        "tlds1",
+        &dir,
+        "127.0.0.1",
+        &read_sample("data/tlds1.tsv"),
+        "k1234\n",
+        &[],
+    );
+    let (a1, c1) = tlds1.tlds_ports();
+    let (silent, _held) = silent_server();
+    let auth = start_as(
+        "127.0.0.1",
+        ("127.0.0.1", a1, c1),
+        ("127.0.0.1", silent.port(), silent.port()),
+        &["--timeout", "0.5"],
+    );
+    let mut peer = Peer::connect(auth.addrs[0]);
+    let good = hmac_md5(b"k1234", b"alpha");
+    let started = Instant::now();
+    assert_eq!(
+        peer.ask(&format!("alpha {good}")),
+        Some(format!("127.0.0.1 {c1}"))
+    );
+    let wrong = hmac_md5(b"other", b"alpha");
+    let reply = peer.ask(&format!("alpha {wrong}")).unwrap();
+    assert!(reply.starts_with("Error: tlds2 at 127.0.0.1:"), "{reply}");
+    assert!(reply.contains("timed out"), "{reply}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_silent_as_costs_the_client_at_most_its_timeout() {
+    let dir = scratch_dir("silent-as");
+    let (silent, _held) = silent_server();
+    let run = run_client(
+        &dir,
+        silent.port(),
+        "k c one.example\nk c two.example\n",
+        &["--timeout", "0.5"],
+    );
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    let output = run.output.unwrap();
+    assert_eq!(output.len(), 2);
+    for (line, host) in output.iter().zip(["one.example", "two.example"]) {
+        assert!(
+            line.starts_with(&format!("{host} - Error:the AS at 127.0.0.1:")),
+            "{line}"
+        );
+    }
+    assert!(run.elapsed < Duration::from_secs(4), "{:?}", run.elapsed);
+}
+
+#[test]
+fn the_as_reconnects_to_a_restarted_tlds_without_restarting() {
+    let dir = scratch_dir("restart");
+    let mut system = System::start_samples(&dir);
+    let (a2, c2) = system.tlds2.tlds_ports();
+    let digest = hmac_md5(b"k5678", b"foxtrot");
+    let request = format!("foxtrot {digest}");
+    let mut peer = Peer::connect(system.auth.addrs[0]);
+    assert_eq!(peer.ask(&request), Some(format!("127.0.0.1 {c2}")));
+
+    system.tlds2.kill();
+    let reply = peer.ask(&request).unwrap();
+    assert!(
+        reply.starts_with(&format!("Error: tlds2 at 127.0.0.1:{a2}")),
+        "{reply}"
+    );
+
+    let (a, c) = (a2.to_string(), c2.to_string());
+    let _tlds2 = start_tlds(
+        "tlds2",
+        &dir,
+        "127.0.0.1",
+        &read_sample("data/tlds2.tsv"),
+        "k5678\n",
+        &["--as-port", &a, "--client-port", &c],
+    );
+    assert_eq!(peer.ask(&request), Some(format!("127.0.0.1 {c2}")));
+    let run = run_client(&dir, system.auth.port(), &read_sample("data/hns.txt"), &[]);
+    assert!(run.status.success(), "{run:?}");
+}
+
+/// Ports that were free a moment ago, for servers started later.
+fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
+}
+
+#[test]
+fn the_as_started_first_serves_as_soon_as_the_tlds_servers_come_up() {
+    let dir = scratch_dir("as-first");
+    let [a1, c1, a2, c2] = free_ports();
+    let auth = start_as(
+        "127.0.0.1",
+        ("127.0.0.1", a1, c1),
+        ("127.0.0.1", a2, c2),
+        &[],
+    );
+    let queries = read_sample("data/hns.txt");
+    let before = run_client(&dir, auth.port(), &queries, &[]);
+    assert_eq!(before.status.code(), Some(1), "{before:?}");
+
+    let ports = [a1, c1, a2, c2].map(|p| p.to_string());
+    let _tlds1 = start_tlds(
+        "tlds1",
+        &dir,
+        "127.0.0.1",
+        &read_sample("data/tlds1.tsv"),
+        "k1234",
+        &["--as-port", &ports[0], "--client-port", &ports[1]],
+    );
+    let _tlds2 = start_tlds(
+        "tlds2",
+        &dir,
+        "127.0.0.1",
+        &read_sample("data/tlds2.tsv"),
+        "k5678",
+        &["--as-port", &ports[2], "--client-port", &ports[3]],
+    );
+    let after = run_client(&dir, auth.port(), &queries, &[]);
+    assert!(after.status.success(), "{after:?}");
+    assert_eq!(after.output.unwrap()[0], "Amazon.org 94.5.6.7 A");
+}
+
+#[test]
+fn a_tlds_dying_mid_batch_loses_no_line() {
+    let dir = scratch_dir("mid-batch");
+    let mut system = System::start_samples(&dir);
+    let count = 20_000;
+    let queries: String = (0..count)
+        .map(|i| {
+            if i % 2 == 0 {
+                format!("k1234 c{i} Amazon.org\n")
+            } else {
+                format!("k5678 c{i} google.com\n")
+            }
+        })
+        .collect();
+    let input = write_file(&dir, "q.txt", &queries);
+    let output = dir.join("out.txt");
+    let port = system.auth.port().to_string();
+    let mut client = Command::new(bin("client"))
+        .args([
+            "--as-host",
+            "127.0.0.1",
+            "--as-port",
+            &port,
+            "--window",
+            "1",
+        ])
+        .args([
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let guard = KillOnDrop(&mut client);
+    let mut stdout = BufReader::new(guard.0.stdout.take().unwrap());
+    let mut line = String::new();
+    for _ in 0..100 {
+        line.clear();
+        stdout.read_line(&mut line).unwrap();
+    }
+    system.tlds1.kill();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = guard.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < PATIENCE, "client did not finish");
+        thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(1));
+    let written = std::fs::read_to_string(&output).unwrap();
+    let lines: Vec<&str> = written.lines().collect();
+    assert_eq!(lines.len(), count);
+    for (i, line) in lines.iter().enumerate() {
+        let host = if i % 2 == 0 {
+            "Amazon.org"
+        } else {
+            "google.com"
+        };
+        assert!(line.starts_with(host), "line {}: {line}", i + 1);
+    }
+    assert!(lines.iter().any(|l| l.starts_with("Amazon.org - Error:")));
+    assert_eq!(lines.last(), Some(&"google.com 142.250.80.46 A"));
+}
+
+struct KillOnDrop<'a>(&'a mut std::process::Child);
+
+impl Drop for KillOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_killed_client_leaves_the_previous_output_whole() {
+    let dir = scratch_dir("atomic");
+    let (silent, _held) = silent_server();
+    let output = write_file(&dir, "RESOLVED.txt", "previous run\n");
+    let input = write_file(&dir, "q.txt", "k c a.example\n");
+    let port = silent.port().to_string();
+    let mut client = Command::new(bin("client"))
+        .args([
+            "--as-host",
+            "127.0.0.1",
+            "--as-port",
+            &port,
+            "--timeout",
+            "30",
+        ])
+        .args([
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let guard = KillOnDrop(&mut client);
+    thread::sleep(Duration::from_millis(300));
+    drop(guard);
+    assert_eq!(std::fs::read_to_string(&output).unwrap(), "previous run\n");
+}
+
+#[test]
+fn as_allow_limits_who_may_ask_for_digests() {
+    let dir = scratch_dir("as-allow");
+    let table = read_sample("data/tlds1.tsv");
+    let closed = start_tlds(
+        "tlds1",
+        &dir,
+        "127.0.0.1",
+        &table,
+        "k1234\n",
+        &["--as-allow", "127.0.0.9"],
+    );
+    let mut peer = Peer::connect(closed.addrs[0]);
+    assert_eq!(peer.reply().as_deref(), Some("Error: not allowed"));
+    assert_eq!(peer.reply(), None);
+    // Only the signing port is restricted.
+    let mut client = Peer::connect(closed.addrs[1]);
+    assert_eq!(client.ask("edu").as_deref(), Some("edu - NS"));
+    let deadline = Instant::now() + PATIENCE;
+    while !closed.stderr().contains("refused 127.0.0.1") {
+        assert!(
+            Instant::now() < deadline,
+            "refusal not logged: {}",
+            closed.stderr()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+
+    let open = start_tlds(
+        "tlds2",
+        &dir,
+        "127.0.0.1",
+        &table,
+        "k1234\n",
+        &["--as-allow", "10.1.1.1", "--as-allow", "127.0.0.1"],
+    );
+    let mut peer = Peer::connect(open.addrs[0]);
+    assert_eq!(
+        peer.ask("alpha"),
+        Some(hmac_md5(b"k1234", b"alpha").to_string())
+    );
+}
+
+#[test]
+fn keys_never_appear_in_logs_errors_or_replies() {
+    let dir = scratch_dir("secrets");
+    let (key1, key2) = ("SeCrEt-OnE-9f2c", "SeCrEt-TwO-77ab");
+    let system = System::start_with(
+        &read_sample("data/tlds1.tsv"),
+        key1,
+        &read_sample("data/tlds2.tsv"),
+        key2,
+        &dir,
+    );
+    let queries = format!(
+        "{key1} a Amazon.org\n{key2} b google.com\n{key1} c missing.example\n\
+         {key1} only-two\n{key2} {} x.org\nwrong d Amazon.org\n",
+        "c".repeat(300)
+    );
+    let run = run_client(&dir, system.auth.port(), &queries, &[]);
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    let mut peer = Peer::connect(system.auth.addrs[0]);
+    for bad in ["", "x", "x y z", "x 00000000000000000000000000000000"] {
+        peer.ask(bad);
+    }
+    let everything = [
+        run.stdout,
+        run.stderr,
+        run.output.unwrap().join("\n"),
+        system.tlds1.stderr(),
+        system.tlds2.stderr(),
+        system.auth.stderr(),
+    ]
+    .join("\n");
+    for key in [key1, key2] {
+        assert!(!everything.contains(key), "{key} leaked:\n{everything}");
+    }
+    assert!(everything.contains("Amazon.org 94.5.6.7 A"), "{everything}");
+}
+
+#[test]
+fn the_as_reconnects_when_a_tlds_has_idled_its_link_out() {
+    // The TLDS servers close the AS's links after 0.2 s of silence; the next
+    // request on the same client connection must reconnect rather than fail.
+    let dir = scratch_dir("stale-link");
+    let table1 = read_sample("data/tlds1.tsv");
+    let tlds1 = start_tlds(
+        "tlds1",
+        &dir,
+        "127.0.0.1",
+        &table1,
+        "k1234\n",
+        &["--idle-timeout", "0.2"],
+    );
+    let tlds2 = start_tlds(
+        "tlds2",
+        &dir,
+        "127.0.0.1",
+        &read_sample("data/tlds2.tsv"),
+        "k5678\n",
+        &["--idle-timeout", "0.2"],
+    );
+    let (a1, c1) = tlds1.tlds_ports();
+    let (a2, c2) = tlds2.tlds_ports();
+    let auth = start_as(
+        "127.0.0.1",
+        ("127.0.0.1", a1, c1),
+        ("127.0.0.1", a2, c2),
+        &[],
+    );
+    let mut peer = Peer::connect(auth.addrs[0]);
+    let request = format!("alpha {}", hmac_md5(b"k1234", b"alpha"));
+    for _ in 0..3 {
+        assert_eq!(peer.ask(&request), Some(format!("127.0.0.1 {c1}")));
+        thread::sleep(Duration::from_millis(400));
+    }
+}
