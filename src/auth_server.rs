@@ -32,8 +32,20 @@ use crate::wire::{self, AuthReply, AuthRequest, ChallengeRequest, DigestReply, W
 pub const MAX_BURST: usize = 256;
 
 /// The authentication server: tells each client which TLDS its key belongs to.
+///
+/// For each client request `challenge digest`, sends the challenge to both
+/// TLDS servers at once, compares each one's HMAC-MD5 digest with the
+/// client's in constant time, and replies with the matching server's
+/// `--tldsN-host --tldsN-client-port`, or `No Match Found`. It holds no keys
+/// and no records, and it may start before the TLDS servers: it connects
+/// (again) whenever a request needs them.
 #[derive(Debug, Parser)]
-#[command(name = "as_server", version)]
+#[command(
+    name = "as_server",
+    version,
+    after_help = "Example, with the TLDS servers on two other machines:\n  \
+                  as_server --tlds1-host 10.0.0.2 --tlds2-host 10.0.0.3"
+)]
 pub struct Args {
     /// Address to listen on for clients (0.0.0.0: every IPv4 interface)
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]

@@ -46,7 +46,12 @@ use crate::wire::{AuthReply, AuthRequest, HostReply, HostRequest, WireError};
 /// Exit status: 0 when every query was answered (found, not found, or no
 /// match), 1 when any failed, 2 for usage errors.
 #[derive(Debug, Parser)]
-#[command(name = "client", version)]
+#[command(
+    name = "client",
+    version,
+    after_help = "Example, with the AS on another machine:\n  \
+                  client --as-host 10.0.0.1 --input queries.txt --output results.txt"
+)]
 pub struct Args {
     /// Host of the authentication server
     #[arg(long, value_name = "HOST", default_value = "localhost")]

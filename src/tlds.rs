@@ -98,7 +98,14 @@ impl Args {
             .about(format!(
                 "{}: a top-level domain server of authdns.\n\n\
                  Signs challenges with its key for the authentication server (AS port) \
-                 and answers hostname lookups from its table (client port).",
+                 and answers hostname lookups from its table (client port). Both the table \
+                 and the key are read once, at start; a bad line stops the server with \
+                 `path:line: reason`.",
+                defaults.name
+            ))
+            .after_help(format!(
+                "Example, letting only the AS at 10.0.0.1 ask for digests:\n  \
+                 {} --as-allow 10.0.0.1",
                 defaults.name
             ))
             .mut_arg("as_port", with_default(defaults.as_port))
