@@ -102,9 +102,34 @@ pub struct TldsPeer {
     pub client_port: u16,
     /// `host:as_port`, resolved at start.
     pub as_addrs: Vec<SocketAddr>,
+    /// The reply that sends a client here, formatted once.
+    reply: Vec<u8>,
 }
 
 impl TldsPeer {
+    pub fn new(
+        name: &'static str,
+        host: String,
+        as_port: u16,
+        client_port: u16,
+        as_addrs: Vec<SocketAddr>,
+    ) -> TldsPeer {
+        let mut reply = Vec::new();
+        AuthReply::Tlds {
+            host: &host,
+            port: client_port,
+        }
+        .write_to(&mut reply);
+        TldsPeer {
+            name,
+            host,
+            as_port,
+            client_port,
+            as_addrs,
+            reply,
+        }
+    }
+
     fn describe(&self) -> String {
         format!("{} at {}:{}", self.name, self.host, self.as_port)
     }
@@ -186,11 +211,7 @@ impl AuthServer {
                 .zip(answers)
                 .find(|(_, answer)| matches!(answer, Some(Ok(theirs)) if theirs.matches(digest)));
             if let Some((link, _)) = matched {
-                AuthReply::Tlds {
-                    host: &link.peer.host,
-                    port: link.peer.client_port,
-                }
-                .write_to(out);
+                out.extend_from_slice(&link.peer.reply);
                 continue;
             }
             let failures: Vec<&str> = answers
@@ -367,13 +388,14 @@ pub fn run(server: Arc<AuthServer>, listener: TcpListener, gate: Arc<Gate>) {
 fn start() -> Result<ExitCode> {
     let args = Args::parse();
     let peer = |name, host: &str, as_port, client_port, flags: &str| -> Result<TldsPeer> {
-        Ok(TldsPeer {
+        let as_addrs = cli::resolve(host, as_port, flags)?;
+        Ok(TldsPeer::new(
             name,
-            host: host.to_owned(),
+            host.to_owned(),
             as_port,
             client_port,
-            as_addrs: cli::resolve(host, as_port, flags)?,
-        })
+            as_addrs,
+        ))
     };
     let peers = [
         peer(

@@ -118,7 +118,9 @@ struct Done {
     failed: bool,
 }
 
-/// Counts queries in flight, so at most `--window` are.
+/// Counts queries in flight, so at most `--window` are. Slots are taken and
+/// given back in batches, so stages meet on this lock once per burst rather
+/// than once per query.
 struct Window {
     free: Mutex<usize>,
     freed: Condvar,
@@ -138,16 +140,8 @@ impl Window {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn try_acquire(&self) -> bool {
-        let mut free = self.lock();
-        let available = *free > 0;
-        if available {
-            *free -= 1;
-        }
-        available
-    }
-
-    fn acquire(&self) {
+    /// Waits until at least one slot is free, then takes every free slot.
+    fn take_all(&self) -> usize {
         let mut free = self.lock();
         while *free == 0 {
             free = self
@@ -155,44 +149,82 @@ impl Window {
                 .wait(free)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
-        *free -= 1;
+        std::mem::take(&mut *free)
     }
 
-    fn release(&self) {
-        *self.lock() += 1;
-        self.freed.notify_one();
+    fn give_back(&self, slots: usize) {
+        if slots > 0 {
+            *self.lock() += slots;
+            self.freed.notify_one();
+        }
     }
 }
 
-/// Where stages deliver finished queries; each delivery frees a window slot.
-#[derive(Clone)]
-struct Sink<'w> {
-    done: Sender<Done>,
+/// The results one stage has finished, handed to the collector in batches.
+/// Handing over a batch gives its queries' window slots back.
+struct Finished<'w> {
+    done: Vec<Done>,
+    slots: usize,
+    collector: Sender<Vec<Done>>,
     window: &'w Window,
 }
 
-impl Sink<'_> {
-    fn answered(&self, pending: Pending<'_>, line: String) {
-        self.deliver(pending, line, false);
+impl<'w> Finished<'w> {
+    fn new(collector: Sender<Vec<Done>>, window: &'w Window) -> Self {
+        Finished {
+            done: Vec::new(),
+            slots: 0,
+            collector,
+            window,
+        }
     }
 
-    fn failed(&self, pending: Pending<'_>, reason: &str) {
-        self.deliver(
-            pending,
-            format!("{} - Error:{reason}", pending.hostname),
-            true,
-        );
+    fn answered(&mut self, pending: Pending<'_>, line: String) {
+        self.finish(pending.index, line, false, 1);
     }
 
-    fn deliver(&self, pending: Pending<'_>, line: String, failed: bool) {
-        self.window.release();
-        // The collector outlives every stage, so this cannot fail; if it
-        // ever did, the collector reports the missing line itself.
-        let _ = self.done.send(Done {
-            index: pending.index,
+    fn failed(&mut self, pending: Pending<'_>, reason: &str) {
+        let line = format!("{} - Error:{reason}", pending.hostname);
+        self.finish(pending.index, line, true, 1);
+    }
+
+    /// A malformed query line: it never took a window slot.
+    fn malformed(&mut self, index: usize, line: String) {
+        self.finish(index, line, true, 0);
+    }
+
+    fn finish(&mut self, index: usize, line: String, failed: bool, slots: usize) {
+        self.done.push(Done {
+            index,
             line,
             failed,
         });
+        self.slots += slots;
+    }
+
+    fn hand_over(&mut self) {
+        self.window.give_back(std::mem::take(&mut self.slots));
+        if !self.done.is_empty() {
+            // The collector outlives every stage, so this cannot fail; if it
+            // ever did, the collector reports the missing lines itself.
+            let _ = self.collector.send(std::mem::take(&mut self.done));
+        }
+    }
+}
+
+/// Where the collector puts result lines, in input order.
+pub trait Results {
+    fn line(&mut self, line: &str) -> io::Result<()>;
+
+    /// No further result is ready yet: a good moment to flush buffers.
+    fn idle(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<F: FnMut(&str) -> io::Result<()>> Results for F {
+    fn line(&mut self, line: &str) -> io::Result<()> {
+        self(line)
     }
 }
 
@@ -206,25 +238,17 @@ pub struct Settings {
 }
 
 /// Runs every job through the AS and the TLDS servers over `as_stream`,
-/// calling `emit` with each result line in input order.
+/// giving `results` each result line in input order.
 pub fn resolve(
     jobs: &[Job<'_>],
     as_stream: Option<TcpStream>,
     settings: &Settings,
-    mut emit: impl FnMut(&str) -> io::Result<()>,
+    results: &mut impl Results,
 ) -> Result<Summary> {
     let window = Window::new(settings.window.max(1));
-    let (done_tx, done_rx) = mpsc::channel::<Done>();
-    let (pending_tx, pending_rx) = mpsc::channel::<Pending<'_>>();
-    let sink = Sink {
-        done: done_tx,
-        window: &window,
-    };
-    let mut summary = Summary {
-        queries: jobs.len(),
-        failed: 0,
-    };
-    let mut emit_error = None;
+    let (done_tx, done_rx) = mpsc::channel::<Vec<Done>>();
+    let (pending_tx, pending_rx) = mpsc::channel::<Vec<Pending<'_>>>();
+    let mut collector = Collector::new(jobs.len());
     std::thread::scope(|scope| -> Result<()> {
         let as_halves = match as_stream {
             Some(stream) => Some((
@@ -235,51 +259,107 @@ pub fn resolve(
         };
         let (as_reader, as_writer) = as_halves.unzip();
         {
-            let sink = sink.clone();
-            scope.spawn(move || send_queries(jobs, as_writer, pending_tx, &sink));
+            let finished = Finished::new(done_tx.clone(), &window);
+            scope.spawn(move || send_queries(jobs, as_writer, pending_tx, finished));
         }
         {
-            let sink = sink.clone();
+            let finished = Finished::new(done_tx.clone(), &window);
             let settings = settings.clone();
-            scope.spawn(move || route_replies(scope, as_reader, pending_rx, sink, &settings));
+            scope.spawn(move || route_replies(scope, as_reader, pending_rx, finished, &settings));
         }
-        drop(sink);
-        let mut slots: Vec<Option<Done>> = Vec::new();
-        slots.resize_with(jobs.len(), || None);
-        let mut next = 0;
-        let mut emit_one = |done: &Done, summary: &mut Summary| {
-            summary.failed += usize::from(done.failed);
-            if emit_error.is_none()
-                && let Err(err) = emit(&done.line)
-            {
-                emit_error = Some(err);
-            }
-        };
-        for done in done_rx {
-            if let Some(slot) = slots.get_mut(done.index) {
-                *slot = Some(done);
-            }
-            while let Some(slot) = slots.get_mut(next) {
-                let Some(done) = slot.take() else { break };
-                emit_one(&done, &mut summary);
-                next += 1;
-            }
+        drop(done_tx);
+        loop {
+            let batch = match done_rx.try_recv() {
+                Ok(batch) => batch,
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => {
+                    collector.idle(results);
+                    match done_rx.recv() {
+                        Ok(batch) => batch,
+                        Err(_) => break,
+                    }
+                }
+            };
+            collector.store(batch, results);
         }
-        // Every stage has ended. A slot still empty would be a bug; say so in
-        // that query's own line rather than drop it.
-        for (index, slot) in slots.iter_mut().enumerate().skip(next) {
-            let done = slot.take().unwrap_or_else(|| Done {
-                index,
-                line: format!("Error: query {} got no result (internal error)", index + 1),
-                failed: true,
-            });
-            emit_one(&done, &mut summary);
-        }
+        collector.finish(results);
         Ok(())
     })?;
-    match emit_error {
+    collector.idle(results);
+    match collector.error {
         Some(err) => Err(err).context("cannot write results"),
-        None => Ok(summary),
+        None => Ok(collector.summary),
+    }
+}
+
+/// Stage 4: puts results back in input order.
+struct Collector {
+    slots: Vec<Option<Done>>,
+    next: usize,
+    summary: Summary,
+    /// The first failure to write a result; later lines are still counted.
+    error: Option<io::Error>,
+}
+
+impl Collector {
+    fn new(queries: usize) -> Collector {
+        let mut slots = Vec::new();
+        slots.resize_with(queries, || None);
+        Collector {
+            slots,
+            next: 0,
+            summary: Summary { queries, failed: 0 },
+            error: None,
+        }
+    }
+
+    fn store(&mut self, batch: Vec<Done>, results: &mut impl Results) {
+        for done in batch {
+            let index = done.index;
+            if let Some(slot) = self.slots.get_mut(index) {
+                *slot = Some(done);
+            }
+        }
+        while let Some(slot) = self.slots.get_mut(self.next) {
+            let Some(done) = slot.take() else { break };
+            self.emit(&done, results);
+            self.next += 1;
+        }
+    }
+
+    fn emit(&mut self, done: &Done, results: &mut impl Results) {
+        self.summary.failed += usize::from(done.failed);
+        if self.error.is_none()
+            && let Err(err) = results.line(&done.line)
+        {
+            self.error = Some(err);
+        }
+    }
+
+    fn idle(&mut self, results: &mut impl Results) {
+        if self.error.is_none()
+            && let Err(err) = results.idle()
+        {
+            self.error = Some(err);
+        }
+    }
+
+    /// Every stage has ended. A slot still empty would be a bug; say so in
+    /// that query's own line rather than drop it.
+    fn finish(&mut self, results: &mut impl Results) {
+        for index in self.next..self.slots.len() {
+            let done = self
+                .slots
+                .get_mut(index)
+                .and_then(Option::take)
+                .unwrap_or_else(|| Done {
+                    index,
+                    line: format!("Error: query {} got no result (internal error)", index + 1),
+                    failed: true,
+                });
+            self.emit(&done, results);
+        }
+        self.next = self.slots.len();
     }
 }
 
@@ -287,38 +367,44 @@ pub fn resolve(
 fn send_queries<'a>(
     jobs: &'a [Job<'a>],
     mut as_writer: Option<TcpStream>,
-    pending: Sender<Pending<'a>>,
-    sink: &Sink<'_>,
+    to_router: Sender<Vec<Pending<'a>>>,
+    mut finished: Finished<'_>,
 ) {
     let mut signers: HashMap<&str, Signer> = HashMap::new();
     let mut out = Vec::with_capacity(FLUSH_AT);
-    let flush = |out: &mut Vec<u8>, writer: &mut Option<TcpStream>| {
-        if let Some(stream) = writer
-            && stream.write_all(out).is_err()
-        {
-            // The router sees the broken connection and fails every query
-            // still queued for the AS.
-            let _ = stream.shutdown(Shutdown::Both);
-            *writer = None;
-        }
-        out.clear();
-    };
+    let mut sent = Vec::new();
+    let mut credits = 0;
+    let mut flush =
+        |out: &mut Vec<u8>, sent: &mut Vec<Pending<'a>>, finished: &mut Finished<'_>| {
+            if !sent.is_empty() {
+                // The router outlives this stage; were it gone, the collector
+                // would report these queries as lost.
+                let _ = to_router.send(std::mem::take(sent));
+            }
+            if let Some(stream) = &mut as_writer
+                && stream.write_all(out).is_err()
+            {
+                // The router sees the broken connection and fails every query
+                // still queued for the AS.
+                let _ = stream.shutdown(Shutdown::Both);
+                as_writer = None;
+            }
+            out.clear();
+            finished.hand_over();
+        };
     for (index, job) in jobs.iter().enumerate() {
         let query = match job {
             Job::Ask(query) => query,
             Job::Malformed { line, reason } => {
-                let _ = sink.done.send(Done {
-                    index,
-                    line: format!("Error: line {line}: {reason}"),
-                    failed: true,
-                });
+                finished.malformed(index, format!("Error: line {line}: {reason}"));
                 continue;
             }
         };
-        if !sink.window.try_acquire() {
-            flush(&mut out, &mut as_writer);
-            sink.window.acquire();
+        if credits == 0 {
+            flush(&mut out, &mut sent, &mut finished);
+            credits = finished.window.take_all();
         }
+        credits -= 1;
         let signer = signers
             .entry(query.key)
             .or_insert_with(|| Signer::new(query.key.as_bytes()));
@@ -327,18 +413,16 @@ fn send_queries<'a>(
             digest: signer.sign(query.challenge.as_bytes()),
         }
         .write_to(&mut out);
-        let waiting = Pending {
+        sent.push(Pending {
             index,
             hostname: query.hostname,
-        };
-        if pending.send(waiting).is_err() {
-            sink.failed(waiting, "client stopped");
-        }
+        });
         if out.len() >= FLUSH_AT {
-            flush(&mut out, &mut as_writer);
+            flush(&mut out, &mut sent, &mut finished);
         }
     }
-    flush(&mut out, &mut as_writer);
+    flush(&mut out, &mut sent, &mut finished);
+    finished.window.give_back(credits);
 }
 
 /// A connection to one TLDS, as the router writes to it.
@@ -347,13 +431,20 @@ struct TldsLink<'a> {
     port: u16,
     writer: TcpStream,
     out: Vec<u8>,
-    queue: Sender<Pending<'a>>,
+    sent: Vec<Pending<'a>>,
+    to_reader: Sender<Vec<Pending<'a>>>,
     broken: Arc<AtomicBool>,
 }
 
 impl TldsLink<'_> {
     fn flush(&mut self) {
-        if !self.out.is_empty() && self.writer.write_all(&self.out).is_err() {
+        if self.sent.is_empty() {
+            return;
+        }
+        // The reader outlives the link; were it gone, the collector would
+        // report these queries as lost.
+        let _ = self.to_reader.send(std::mem::take(&mut self.sent));
+        if self.writer.write_all(&self.out).is_err() {
             // The reader fails whatever is queued once the socket is shut.
             let _ = self.writer.shutdown(Shutdown::Both);
             self.broken.store(true, Ordering::Release);
@@ -366,8 +457,8 @@ impl TldsLink<'_> {
 fn route_replies<'scope, 'a: 'scope>(
     scope: &'scope Scope<'scope, '_>,
     as_reader: Option<TcpStream>,
-    pending: Receiver<Pending<'a>>,
-    sink: Sink<'scope>,
+    from_sender: Receiver<Vec<Pending<'a>>>,
+    mut finished: Finished<'scope>,
     settings: &Settings,
 ) {
     let mut reader = as_reader.map(LineReader::new);
@@ -377,83 +468,83 @@ fn route_replies<'scope, 'a: 'scope>(
     };
     let mut links: Vec<TldsLink<'a>> = Vec::new();
     let mut unreachable: Vec<(String, u16, String)> = Vec::new();
+    let flush_all = |links: &mut Vec<TldsLink<'a>>, finished: &mut Finished<'_>| {
+        links.iter_mut().for_each(TldsLink::flush);
+        finished.hand_over();
+    };
     loop {
-        let waiting = match pending.try_recv() {
-            Ok(waiting) => waiting,
+        let batch = match from_sender.try_recv() {
+            Ok(batch) => batch,
+            Err(TryRecvError::Disconnected) => break,
             Err(TryRecvError::Empty) => {
-                links.iter_mut().for_each(TldsLink::flush);
-                match pending.recv() {
-                    Ok(waiting) => waiting,
+                flush_all(&mut links, &mut finished);
+                match from_sender.recv() {
+                    Ok(batch) => batch,
                     Err(_) => break,
                 }
             }
-            Err(TryRecvError::Disconnected) => break,
         };
-        let Some(as_reader) = reader.as_mut().filter(|_| as_failure.is_none()) else {
-            sink.failed(
-                waiting,
-                as_failure.as_deref().unwrap_or("no connection to the AS"),
-            );
-            continue;
-        };
-        if !as_reader.has_buffered_line() {
-            links.iter_mut().for_each(TldsLink::flush);
-        }
-        let failure = match as_reader.read_line() {
-            Ok(Some(line)) => match AuthReply::parse(line) {
-                Ok(AuthReply::Tlds { host, port }) => {
-                    let link = link_for(
-                        scope,
-                        &mut links,
-                        &mut unreachable,
-                        host,
-                        port,
-                        &sink,
-                        settings,
-                    );
-                    match link {
-                        Ok(link) => {
-                            HostRequest(waiting.hostname).write_to(&mut link.out);
-                            if link.queue.send(waiting).is_err() {
-                                sink.failed(waiting, "client stopped");
+        for waiting in batch {
+            let Some(as_reader) = reader.as_mut().filter(|_| as_failure.is_none()) else {
+                let reason = as_failure.as_deref().unwrap_or("no connection to the AS");
+                finished.failed(waiting, reason);
+                continue;
+            };
+            if !as_reader.has_buffered_line() {
+                flush_all(&mut links, &mut finished);
+            }
+            let failure = match as_reader.read_line() {
+                Ok(Some(line)) => match AuthReply::parse(line) {
+                    Ok(AuthReply::Tlds { host, port }) => {
+                        let link = link_for(
+                            scope,
+                            &mut links,
+                            &mut unreachable,
+                            host,
+                            port,
+                            &finished,
+                            settings,
+                        );
+                        match link {
+                            Ok(link) => {
+                                HostRequest(waiting.hostname).write_to(&mut link.out);
+                                link.sent.push(waiting);
+                                if link.out.len() >= FLUSH_AT {
+                                    link.flush();
+                                }
                             }
-                            if link.out.len() >= FLUSH_AT {
-                                link.flush();
-                            }
+                            Err(reason) => finished.failed(waiting, &reason),
                         }
-                        Err(reason) => sink.failed(waiting, &reason),
+                        None
                     }
-                    None
-                }
-                Ok(AuthReply::NoMatch) => {
-                    sink.answered(
-                        waiting,
-                        format!("{} - Error:No Match Found", waiting.hostname),
-                    );
-                    None
-                }
-                Ok(AuthReply::Error(reason)) => {
-                    sink.failed(waiting, reason);
-                    None
-                }
-                Err(err) => Some(format!(
-                    "bad reply from the AS at {}: {err}",
+                    Ok(AuthReply::NoMatch) => {
+                        let line = format!("{} - Error:No Match Found", waiting.hostname);
+                        finished.answered(waiting, line);
+                        None
+                    }
+                    Ok(AuthReply::Error(reason)) => {
+                        finished.failed(waiting, reason);
+                        None
+                    }
+                    Err(err) => Some(format!(
+                        "bad reply from the AS at {}: {err}",
+                        settings.as_name
+                    )),
+                },
+                Ok(None) => Some(format!(
+                    "the AS at {} closed the connection",
                     settings.as_name
                 )),
-            },
-            Ok(None) => Some(format!(
-                "the AS at {} closed the connection",
-                settings.as_name
-            )),
-            Err(err) => Some(format!("the AS at {}: {err}", settings.as_name)),
-        };
-        if let Some(reason) = failure {
-            sink.failed(waiting, &reason);
-            let _ = as_reader.get_ref().shutdown(Shutdown::Both);
-            as_failure = Some(reason);
+                Err(err) => Some(format!("the AS at {}: {err}", settings.as_name)),
+            };
+            if let Some(reason) = failure {
+                finished.failed(waiting, &reason);
+                let _ = as_reader.get_ref().shutdown(Shutdown::Both);
+                as_failure = Some(reason);
+            }
         }
     }
-    links.iter_mut().for_each(TldsLink::flush);
+    flush_all(&mut links, &mut finished);
 }
 
 /// The open connection to `host:port`, opening one (and its reader) if
@@ -465,7 +556,7 @@ fn link_for<'l, 'scope, 'a: 'scope>(
     unreachable: &mut Vec<(String, u16, String)>,
     host: &str,
     port: u16,
-    sink: &Sink<'scope>,
+    finished: &Finished<'scope>,
     settings: &Settings,
 ) -> Result<&'l mut TldsLink<'a>, String> {
     if let Some((_, _, reason)) = unreachable.iter().find(|(h, p, _)| h == host && *p == port) {
@@ -481,9 +572,11 @@ fn link_for<'l, 'scope, 'a: 'scope>(
         if !broken {
             return links.get_mut(position).ok_or_else(String::new);
         }
-        // Dropping the old link closes its queue; its reader finishes what
-        // was queued (as errors) and exits.
-        links.swap_remove(position);
+        // Hand the old link's queued queries to its reader (which fails
+        // them), then drop it: its reader finishes and exits.
+        if let Some(mut old) = (position < links.len()).then(|| links.swap_remove(position)) {
+            old.flush();
+        }
     }
     let name = format!("{host}:{port}");
     let stream = (host, port)
@@ -499,19 +592,20 @@ fn link_for<'l, 'scope, 'a: 'scope>(
             return Err(reason);
         }
     };
-    let (queue, queued) = mpsc::channel();
+    let (to_reader, queued) = mpsc::channel();
     let broken = Arc::new(AtomicBool::new(false));
     {
-        let sink = sink.clone();
+        let finished = Finished::new(finished.collector.clone(), finished.window);
         let broken = Arc::clone(&broken);
-        scope.spawn(move || read_tlds_replies(read_half, queued, &sink, &broken, &name));
+        scope.spawn(move || read_tlds_replies(read_half, queued, finished, &broken, &name));
     }
     links.push(TldsLink {
         host: host.to_owned(),
         port,
         writer,
         out: Vec::with_capacity(FLUSH_AT),
-        queue,
+        sent: Vec::new(),
+        to_reader,
         broken,
     });
     links.last_mut().ok_or_else(String::new)
@@ -520,39 +614,56 @@ fn link_for<'l, 'scope, 'a: 'scope>(
 /// Stage 3: reads one TLDS's replies, in the order its queries were sent.
 fn read_tlds_replies(
     stream: TcpStream,
-    queued: Receiver<Pending<'_>>,
-    sink: &Sink<'_>,
+    queued: Receiver<Vec<Pending<'_>>>,
+    mut finished: Finished<'_>,
     broken: &AtomicBool,
     name: &str,
 ) {
     let mut reader = LineReader::new(stream);
     let mut failure: Option<String> = None;
-    for waiting in queued {
-        if let Some(reason) = &failure {
-            sink.failed(waiting, reason);
-            continue;
-        }
-        let reason = match reader.read_line() {
-            Ok(Some(line)) => match HostReply::parse(line) {
-                Ok(HostReply::Found(_) | HostReply::NotFound(_)) => {
-                    // Parsing proved the line is UTF-8; it is passed on as received.
-                    sink.answered(waiting, String::from_utf8_lossy(line).into_owned());
-                    continue;
+    loop {
+        let batch = match queued.try_recv() {
+            Ok(batch) => batch,
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {
+                finished.hand_over();
+                match queued.recv() {
+                    Ok(batch) => batch,
+                    Err(_) => break,
                 }
-                Ok(HostReply::Error(reason)) => {
-                    sink.failed(waiting, reason);
-                    continue;
-                }
-                Err(err) => format!("bad reply from the TLDS at {name}: {err}"),
-            },
-            Ok(None) => format!("the TLDS at {name} closed the connection"),
-            Err(err) => format!("the TLDS at {name}: {err}"),
+            }
         };
-        broken.store(true, Ordering::Release);
-        let _ = reader.get_ref().shutdown(Shutdown::Both);
-        sink.failed(waiting, &reason);
-        failure = Some(reason);
+        for waiting in batch {
+            if let Some(reason) = &failure {
+                finished.failed(waiting, reason);
+                continue;
+            }
+            if !reader.has_buffered_line() {
+                finished.hand_over();
+            }
+            let reason = match reader.read_line() {
+                Ok(Some(line)) => match HostReply::parse(line) {
+                    Ok(HostReply::Found(_) | HostReply::NotFound(_)) => {
+                        // Parsing proved the line is UTF-8; it is passed on as received.
+                        finished.answered(waiting, String::from_utf8_lossy(line).into_owned());
+                        continue;
+                    }
+                    Ok(HostReply::Error(reason)) => {
+                        finished.failed(waiting, reason);
+                        continue;
+                    }
+                    Err(err) => format!("bad reply from the TLDS at {name}: {err}"),
+                },
+                Ok(None) => format!("the TLDS at {name} closed the connection"),
+                Err(err) => format!("the TLDS at {name}: {err}"),
+            };
+            broken.store(true, Ordering::Release);
+            let _ = reader.get_ref().shutdown(Shutdown::Both);
+            finished.failed(waiting, &reason);
+            failure = Some(reason);
+        }
     }
+    finished.hand_over();
 }
 
 /// Writes `lines` to `path` atomically: a temporary file beside it, then a
@@ -611,6 +722,24 @@ impl Drop for AtomicFile {
     }
 }
 
+/// The client program's results: stdout (flushed whenever the pipeline
+/// waits, so a person watching sees results as they come) and the file.
+struct Output<'a> {
+    file: AtomicFile,
+    stdout: BufWriter<io::StdoutLock<'a>>,
+}
+
+impl Results for Output<'_> {
+    fn line(&mut self, line: &str) -> io::Result<()> {
+        writeln!(self.stdout, "{line}")?;
+        self.file.write_line(line)
+    }
+
+    fn idle(&mut self) -> io::Result<()> {
+        self.stdout.flush()
+    }
+}
+
 fn start() -> Result<ExitCode> {
     let args = Args::parse();
     let input = fs::read(&args.input)
@@ -626,20 +755,20 @@ fn start() -> Result<ExitCode> {
     } else {
         None
     };
-    let mut output = AtomicFile::create(&args.output)?;
-    let stdout = io::stdout();
-    let mut stdout = stdout.lock();
+    let mut output = Output {
+        file: AtomicFile::create(&args.output)?,
+        stdout: BufWriter::new(io::stdout().lock()),
+    };
     let settings = Settings {
         as_name,
         window: args.window as usize,
         timeout: args.timeout,
     };
-    let summary = resolve(&jobs, as_stream, &settings, |line| {
-        writeln!(stdout, "{line}")?;
-        output.write_line(line)
-    })?;
-    stdout.flush().context("cannot write to stdout")?;
-    output.commit()?;
+    let summary = resolve(&jobs, as_stream, &settings, &mut output)?;
+    // `resolve` flushed stdout when it finished; the file is committed here.
+    let Output { file, stdout } = output;
+    drop(stdout);
+    file.commit()?;
     Ok(if summary.failed == 0 {
         ExitCode::SUCCESS
     } else {

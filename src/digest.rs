@@ -46,14 +46,47 @@ impl fmt::Display for DigestError {
 
 impl std::error::Error for DigestError {}
 
+/// Marks a byte that is not a hex digit in [`HEX_VALUE`].
+const INVALID: u8 = 0x80;
+
+/// Each byte's value as a hex digit, or [`INVALID`].
+static HEX_VALUE: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
 impl Digest {
     /// Parses 32 hex characters (either case).
     pub fn from_hex(text: &str) -> Result<Digest, DigestError> {
         if text.len() != DIGEST_HEX_LEN {
             return Err(DigestError::Length(text.len()));
         }
+        // A table lookup per character: the AS decodes three digests per
+        // query, and this is several times faster than a general decoder.
         let mut bytes = [0u8; DIGEST_LEN];
-        hex::decode_to_slice(text, &mut bytes).map_err(|_| DigestError::NotHex)?;
+        let mut invalid = 0u8;
+        for (byte, pair) in bytes.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+            let (high, low) = match pair {
+                [high, low] => (HEX_VALUE[*high as usize], HEX_VALUE[*low as usize]),
+                _ => (INVALID, INVALID),
+            };
+            invalid |= high | low;
+            *byte = high << 4 | low;
+        }
+        if invalid & INVALID != 0 {
+            return Err(DigestError::NotHex);
+        }
         Ok(Digest(bytes))
     }
 
@@ -297,6 +330,18 @@ mod tests {
         let digest = Digest::from_hex("83CDAE16A693560B34BAC1F64B7CF10A").unwrap();
         assert_eq!(digest.to_string(), "83cdae16a693560b34bac1f64b7cf10a");
         assert_eq!(Digest::from_hex(&digest.to_string()).unwrap(), digest);
+    }
+
+    #[test]
+    fn decodes_every_hex_digit_and_nothing_else() {
+        for byte in 0..=255u8 {
+            let text = format!("{}{}", char::from(byte), "0".repeat(31));
+            let digit = char::from(byte).to_digit(16);
+            match Digest::from_hex(&text) {
+                Ok(digest) => assert_eq!(Some(u32::from(digest.0[0] >> 4)), digit),
+                Err(_) => assert!(digit.is_none() || !byte.is_ascii(), "byte {byte}"),
+            }
+        }
     }
 
     #[test]

@@ -79,7 +79,13 @@ impl From<DigestError> for WireError {
 /// downstream.
 pub fn text(line: &[u8]) -> Result<&str, WireError> {
     let text = std::str::from_utf8(line).map_err(|_| WireError::NotUtf8)?;
-    if text.chars().any(|c| c.is_control() && c != '\t') {
+    // Byte checks first: nearly every line is printable ASCII, and only
+    // non-ASCII text needs the per-character check (for C1 controls).
+    let ascii_control = |b: &u8| (*b < 0x20 && *b != b'\t') || *b == 0x7f;
+    if line.iter().any(ascii_control) {
+        return Err(WireError::ControlCharacter);
+    }
+    if !line.is_ascii() && text.chars().any(char::is_control) {
         return Err(WireError::ControlCharacter);
     }
     Ok(text)
@@ -92,9 +98,12 @@ pub fn fields<'a, const N: usize>(
 ) -> Result<[&'a str; N], WireError> {
     let mut out = [""; N];
     let mut found = 0;
-    for field in text.split([' ', '\t']).filter(|field| !field.is_empty()) {
+    // Splitting on bytes is safe here: both separators are ASCII, so every
+    // split falls on a character boundary.
+    let separator = |b: &u8| *b == b' ' || *b == b'\t';
+    for field in text.as_bytes().split(separator).filter(|f| !f.is_empty()) {
         if let Some(slot) = out.get_mut(found) {
-            *slot = field;
+            *slot = std::str::from_utf8(field).unwrap_or_default();
         }
         found += 1;
     }
