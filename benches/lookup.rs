@@ -164,9 +164,7 @@ fn print_table(rows: &[Row]) {
 }
 
 fn number(value: f64) -> String {
-    if value >= 10_000.0 {
-        format!("{:.0}", value)
-    } else if value >= 100.0 {
+    if value >= 100.0 {
         format!("{value:.0}")
     } else if value >= 1.0 {
         format!("{value:.1}")
