@@ -27,9 +27,10 @@ use crate::server::{self, Allow, FLUSH_AT, Gate};
 use crate::wire::{self, AuthReply, AuthRequest, ChallengeRequest, DigestReply, WireError};
 
 /// Most client requests forwarded to the TLDS servers at once. Bounded so
-/// the digests they send back (33 bytes each) always fit in socket buffers
-/// while we are still writing: no deadlock with a TLDS that answers as it reads.
-pub const MAX_BURST: usize = 256;
+/// the digests they send back (33 bytes each, 33 KiB in all) always fit in
+/// socket buffers while we are still writing: no deadlock with a TLDS that
+/// answers as it reads.
+pub const MAX_BURST: usize = 1024;
 
 /// The authentication server: tells each client which TLDS its key belongs to.
 ///

@@ -16,7 +16,7 @@
 //! that was waiting on it still gets its own error line: nothing is lost.
 //! Each stage flushes what it has written only when it is about to wait.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
@@ -36,7 +36,7 @@ use crate::connection::{self, LineReader};
 use crate::digest::Signer;
 use crate::query::{self, Query};
 use crate::server::FLUSH_AT;
-use crate::wire::{AuthReply, AuthRequest, HostReply, HostRequest, WireError};
+use crate::wire::{self, AuthReply, AuthRequest, HostReply, HostRequest, WireError};
 
 /// Resolves hostnames through the authentication server and the TLDS servers.
 ///
@@ -294,7 +294,9 @@ pub fn resolve(
 
 /// Stage 4: puts results back in input order.
 struct Collector {
-    slots: Vec<Option<Done>>,
+    /// Results that arrived before an earlier one, for queries `next..`.
+    waiting: VecDeque<Option<Done>>,
+    /// Index of the next result to emit.
     next: usize,
     summary: Summary,
     /// The first failure to write a result; later lines are still counted.
@@ -303,10 +305,8 @@ struct Collector {
 
 impl Collector {
     fn new(queries: usize) -> Collector {
-        let mut slots = Vec::new();
-        slots.resize_with(queries, || None);
         Collector {
-            slots,
+            waiting: VecDeque::new(),
             next: 0,
             summary: Summary { queries, failed: 0 },
             error: None,
@@ -315,14 +315,20 @@ impl Collector {
 
     fn store(&mut self, batch: Vec<Done>, results: &mut impl Results) {
         for done in batch {
-            let index = done.index;
-            if let Some(slot) = self.slots.get_mut(index) {
+            let Some(offset) = done.index.checked_sub(self.next) else {
+                continue;
+            };
+            if offset >= self.waiting.len() {
+                self.waiting.resize_with(offset + 1, || None);
+            }
+            if let Some(slot) = self.waiting.get_mut(offset) {
                 *slot = Some(done);
             }
         }
-        while let Some(slot) = self.slots.get_mut(self.next) {
-            let Some(done) = slot.take() else { break };
-            self.emit(&done, results);
+        while let Some(Some(_)) = self.waiting.front() {
+            if let Some(Some(done)) = self.waiting.pop_front() {
+                self.emit(&done, results);
+            }
             self.next += 1;
         }
     }
@@ -344,22 +350,19 @@ impl Collector {
         }
     }
 
-    /// Every stage has ended. A slot still empty would be a bug; say so in
-    /// that query's own line rather than drop it.
+    /// Every stage has ended. A result still missing would be a bug; say so
+    /// in that query's own line rather than drop it.
     fn finish(&mut self, results: &mut impl Results) {
-        for index in self.next..self.slots.len() {
-            let done = self
-                .slots
-                .get_mut(index)
-                .and_then(Option::take)
-                .unwrap_or_else(|| Done {
-                    index,
-                    line: format!("Error: query {} got no result (internal error)", index + 1),
-                    failed: true,
-                });
+        while self.next < self.summary.queries {
+            let index = self.next;
+            let done = self.waiting.pop_front().flatten().unwrap_or_else(|| Done {
+                index,
+                line: format!("Error: query {} got no result (internal error)", index + 1),
+                failed: true,
+            });
             self.emit(&done, results);
+            self.next += 1;
         }
-        self.next = self.slots.len();
     }
 }
 
@@ -642,13 +645,15 @@ fn read_tlds_replies(
                 finished.hand_over();
             }
             let reason = match reader.read_line() {
-                Ok(Some(line)) => match HostReply::parse(line) {
-                    Ok(HostReply::Found(_) | HostReply::NotFound(_)) => {
-                        // Parsing proved the line is UTF-8; it is passed on as received.
-                        finished.answered(waiting, String::from_utf8_lossy(line).into_owned());
+                Ok(Some(line)) => match wire::text(line)
+                    .and_then(|text| Ok((HostReply::parse_text(text)?, text)))
+                {
+                    Ok((HostReply::Found(_) | HostReply::NotFound(_), text)) => {
+                        // A record or a miss is passed on as received.
+                        finished.answered(waiting, text.to_owned());
                         continue;
                     }
-                    Ok(HostReply::Error(reason)) => {
+                    Ok((HostReply::Error(reason), _)) => {
                         finished.failed(waiting, reason);
                         continue;
                     }

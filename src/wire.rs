@@ -78,14 +78,19 @@ impl From<DigestError> for WireError {
 /// separates fields), so nothing a peer sends can forge extra lines or fields
 /// downstream.
 pub fn text(line: &[u8]) -> Result<&str, WireError> {
-    let text = std::str::from_utf8(line).map_err(|_| WireError::NotUtf8)?;
-    // Byte checks first: nearly every line is printable ASCII, and only
-    // non-ASCII text needs the per-character check (for C1 controls).
-    let ascii_control = |b: &u8| (*b < 0x20 && *b != b'\t') || *b == 0x7f;
-    if line.iter().any(ascii_control) {
+    // One branch-free pass over the bytes (it vectorises): nearly every line
+    // is printable ASCII, and only other text needs the per-character check
+    // for C1 controls.
+    let (mut control, mut non_ascii) = (false, false);
+    for &b in line {
+        control |= (b < 0x20) & (b != b'\t') | (b == 0x7f);
+        non_ascii |= b >= 0x80;
+    }
+    if control {
         return Err(WireError::ControlCharacter);
     }
-    if !line.is_ascii() && text.chars().any(char::is_control) {
+    let text = std::str::from_utf8(line).map_err(|_| WireError::NotUtf8)?;
+    if non_ascii && text.chars().any(|c| c.is_control() && c != '\t') {
         return Err(WireError::ControlCharacter);
     }
     Ok(text)
@@ -98,14 +103,21 @@ pub fn fields<'a, const N: usize>(
 ) -> Result<[&'a str; N], WireError> {
     let mut out = [""; N];
     let mut found = 0;
-    // Splitting on bytes is safe here: both separators are ASCII, so every
-    // split falls on a character boundary.
-    let separator = |b: &u8| *b == b' ' || *b == b'\t';
-    for field in text.as_bytes().split(separator).filter(|f| !f.is_empty()) {
-        if let Some(slot) = out.get_mut(found) {
-            *slot = std::str::from_utf8(field).unwrap_or_default();
+    // Both separators are ASCII, so every split falls on a character
+    // boundary and slicing the text needs no second UTF-8 check.
+    let mut start = None;
+    for (i, byte) in text.bytes().chain([b' ']).enumerate() {
+        match (byte == b' ' || byte == b'\t', start) {
+            (true, Some(from)) => {
+                if let Some(slot) = out.get_mut(found) {
+                    *slot = text.get(from..i).unwrap_or_default();
+                }
+                found += 1;
+                start = None;
+            }
+            (false, None) => start = Some(i),
+            _ => {}
         }
-        found += 1;
     }
     match found {
         0 => Err(WireError::Empty),
@@ -278,7 +290,11 @@ pub enum HostReply<'a> {
 
 impl<'a> HostReply<'a> {
     pub fn parse(line: &'a [u8]) -> Result<Self, WireError> {
-        let text = text(line)?;
+        HostReply::parse_text(text(line)?)
+    }
+
+    /// Parses a line already checked by [`text`].
+    pub fn parse_text(text: &'a str) -> Result<Self, WireError> {
         if let Some(reason) = error_reason(text) {
             return Ok(HostReply::Error(reason));
         }
@@ -442,6 +458,18 @@ mod tests {
             assert_eq!(HostReply::parse(text.trim_end().as_bytes()), Ok(reply));
         }
         assert!(HostReply::parse(b"just two").is_err());
+    }
+
+    #[test]
+    fn tabs_separate_fields_in_any_text() {
+        assert_eq!(
+            ChallengeRequest::parse("\t¡olé\t".as_bytes()),
+            Ok(ChallengeRequest("¡olé"))
+        );
+        assert_eq!(
+            ChallengeRequest::parse("¡olé\u{85}".as_bytes()),
+            Err(WireError::ControlCharacter)
+        );
     }
 
     #[test]
