@@ -122,6 +122,7 @@ struct Done {
 /// given back in batches, so stages meet on this lock once per burst rather
 /// than once per query.
 struct Window {
+    size: usize,
     free: Mutex<usize>,
     freed: Condvar,
 }
@@ -129,6 +130,7 @@ struct Window {
 impl Window {
     fn new(size: usize) -> Window {
         Window {
+            size,
             free: Mutex::new(size),
             freed: Condvar::new(),
         }
@@ -140,10 +142,11 @@ impl Window {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Waits until at least one slot is free, then takes every free slot.
-    fn take_all(&self) -> usize {
+    /// Waits until at least `wanted` slots are free (at most the window's
+    /// size), then takes every free slot.
+    fn take(&self, wanted: usize) -> usize {
         let mut free = self.lock();
-        while *free == 0 {
+        while *free < wanted.max(1) {
             free = self
                 .freed
                 .wait(free)
@@ -377,6 +380,10 @@ fn send_queries<'a>(
     let mut out = Vec::with_capacity(FLUSH_AT);
     let mut sent = Vec::new();
     let mut credits = 0;
+    // Waiting for a quarter of a wide window to come back before sending
+    // again makes every hop's bursts larger: fewer system calls and wake-ups
+    // per query, while three quarters of the window stay in flight.
+    let burst = finished.window.size / 4;
     let mut flush =
         |out: &mut Vec<u8>, sent: &mut Vec<Pending<'a>>, finished: &mut Finished<'_>| {
             if !sent.is_empty() {
@@ -405,7 +412,7 @@ fn send_queries<'a>(
         };
         if credits == 0 {
             flush(&mut out, &mut sent, &mut finished);
-            credits = finished.window.take_all();
+            credits = finished.window.take(burst);
         }
         credits -= 1;
         let signer = signers

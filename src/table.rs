@@ -4,9 +4,10 @@
 //!
 //! The table is built for a million records: every record's reply line
 //! (`Hostname address flag`) lives in one shared string, and an
-//! open-addressing index of `u32` slots points into it. Lookup cost does not
-//! grow with the table, and memory stays close to the file's own size instead
-//! of paying for a `String` (and an allocation) per field.
+//! open-addressing index of eight-byte slots points into it. Lookup cost does
+//! not grow with the table (one slot read and one text read for a hit), and
+//! memory stays close to the file's own size instead of paying for a `String`
+//! (and an allocation) per field.
 
 use std::collections::hash_map::RandomState;
 use std::fmt;
@@ -108,31 +109,47 @@ pub fn lookup_name(hostname: &str) -> &str {
     hostname.strip_suffix('.').unwrap_or(hostname)
 }
 
-/// Where one record's reply line sits in [`Table::text`].
-#[derive(Clone, Copy)]
-struct Span {
-    start: u32,
-    /// Length of the hostname as compared (trailing dot excluded).
-    name_len: u16,
-    /// Length of the whole reply line.
-    len: u16,
-}
+/// One index slot, packed in eight bytes: where a record's reply line starts
+/// in [`Table::text`], its length, and sixteen bits of its name's hash. A
+/// lookup reads one slot, and touches the text only when the tag matches, so
+/// a hit costs two memory reads however large the table is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Slot(u64);
 
-/// Empty slot marker in the index; occupied slots hold `record index + 1`.
-const EMPTY: u32 = 0;
+impl Slot {
+    /// No record has length 0, so the all-zero slot is free.
+    const EMPTY: Slot = Slot(0);
+
+    fn new(start: u32, len: u16, tag: u16) -> Slot {
+        Slot(u64::from(start) << 32 | u64::from(len) << 16 | u64::from(tag))
+    }
+
+    fn start(self) -> usize {
+        (self.0 >> 32) as usize
+    }
+
+    fn len(self) -> usize {
+        (self.0 >> 16 & 0xffff) as usize
+    }
+
+    fn tag(self) -> u16 {
+        self.0 as u16
+    }
+}
 
 /// The loaded records.
 pub struct Table {
+    /// Every record's reply line, in file order, each ended by `\n`.
     text: String,
-    spans: Vec<Span>,
-    slots: Vec<u32>,
+    records: usize,
+    slots: Vec<Slot>,
     hasher: RandomState,
 }
 
 impl fmt::Debug for Table {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Table")
-            .field("records", &self.spans.len())
+            .field("records", &self.records)
             .finish()
     }
 }
@@ -159,11 +176,11 @@ impl Table {
     }
 
     pub fn len(&self) -> usize {
-        self.spans.len()
+        self.records
     }
 
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
+        self.records == 0
     }
 
     /// The record for `hostname` as its reply line, `Hostname address flag`.
@@ -172,39 +189,33 @@ impl Table {
         if wanted.len() > MAX_HOSTNAME || self.slots.is_empty() {
             return None;
         }
-        let mask = self.slots.len() - 1;
-        let mut slot = self.hash(wanted) & mask;
+        let (mut index, tag) = self.position(wanted);
         loop {
-            let entry = *self.slots.get(slot)?;
-            if entry == EMPTY {
+            let slot = *self.slots.get(index)?;
+            if slot == Slot::EMPTY {
                 return None;
             }
-            let span = self.spans.get(entry as usize - 1)?;
-            if self.name(span).eq_ignore_ascii_case(wanted) {
-                return self.line(span);
+            if slot.tag() == tag
+                && let Some(line) = self.line(slot)
+                && record_name(line).eq_ignore_ascii_case(wanted)
+            {
+                return Some(line);
             }
-            slot = (slot + 1) & mask;
+            index = (index + 1) & (self.slots.len() - 1);
         }
     }
 
     /// Every record's reply line, in file order.
     pub fn records(&self) -> impl Iterator<Item = &str> {
-        self.spans.iter().filter_map(|span| self.line(span))
+        self.text.lines()
     }
 
-    fn line(&self, span: &Span) -> Option<&str> {
-        let start = span.start as usize;
-        self.text.get(start..start + span.len as usize)
+    fn line(&self, slot: Slot) -> Option<&str> {
+        self.text.get(slot.start()..slot.start() + slot.len())
     }
 
-    fn name(&self, span: &Span) -> &str {
-        let start = span.start as usize;
-        self.text
-            .get(start..start + span.name_len as usize)
-            .unwrap_or_default()
-    }
-
-    fn hash(&self, name: &str) -> usize {
+    /// Where `name`'s probe sequence starts, and its tag.
+    fn position(&self, name: &str) -> (usize, u16) {
         let mut lowered = [0u8; MAX_HOSTNAME];
         let mut hasher = self.hasher.build_hasher();
         if let Some(buffer) = lowered.get_mut(..name.len()) {
@@ -213,27 +224,29 @@ impl Table {
             }
             hasher.write(buffer);
         }
-        hasher.finish() as usize
+        let hash = hasher.finish();
+        let mask = self.slots.len().saturating_sub(1);
+        ((hash as usize) & mask, (hash >> 48) as u16)
     }
 }
 
-/// Accumulates records while a file is parsed; `line_of` only lives until
-/// the index is built, so duplicate errors can name the first line.
+/// The compared name of a reply line: its first field, without a trailing dot.
+fn record_name(line: &str) -> &str {
+    lookup_name(line.split(' ').next().unwrap_or_default())
+}
+
+/// Accumulates records while a file is parsed. `placed` (each record's start
+/// in the text and its line number) lives only until the index is built.
 struct Builder {
-    table: Table,
-    line_of: Vec<u32>,
+    text: String,
+    placed: Vec<(u32, u32)>,
 }
 
 impl Builder {
     fn with_capacity(bytes: usize) -> Builder {
         Builder {
-            table: Table {
-                text: String::with_capacity(bytes),
-                spans: Vec::new(),
-                slots: Vec::new(),
-                hasher: RandomState::new(),
-            },
-            line_of: Vec::new(),
+            text: String::with_capacity(bytes),
+            placed: Vec::new(),
         }
     }
 
@@ -254,8 +267,7 @@ impl Builder {
             let found = line.split([' ', '\t']).filter(|f| !f.is_empty()).count();
             return Err(TableErrorKind::FieldCount(found));
         };
-        let name = lookup_name(hostname);
-        if name.is_empty() {
+        if lookup_name(hostname).is_empty() {
             return Err(TableErrorKind::EmptyHostname);
         }
         if hostname.len() > MAX_HOSTNAME {
@@ -268,65 +280,69 @@ impl Builder {
         if len > MAX_LINE {
             return Err(TableErrorKind::RecordTooLong(len));
         }
-        let start = u32::try_from(self.table.text.len()).map_err(|_| TableErrorKind::TooLarge)?;
-        if u32::try_from(self.table.text.len() + len).is_err() {
+        let start = u32::try_from(self.text.len()).map_err(|_| TableErrorKind::TooLarge)?;
+        if u32::try_from(self.text.len() + len + 1).is_err() {
             return Err(TableErrorKind::TooLarge);
         }
-        for (i, part) in [hostname, address, flag].into_iter().enumerate() {
-            if i > 0 {
-                self.table.text.push(' ');
-            }
-            self.table.text.push_str(part);
+        for part in [hostname, " ", address, " ", flag, "\n"] {
+            self.text.push_str(part);
         }
-        // Both lengths were checked against MAX_LINE (1024) above.
-        self.table.spans.push(Span {
-            start,
-            name_len: name.len() as u16,
-            len: len as u16,
-        });
-        self.line_of
-            .push(u32::try_from(line_number).unwrap_or(u32::MAX));
+        let line_number = u32::try_from(line_number).unwrap_or(u32::MAX);
+        self.placed.push((start, line_number));
         Ok(())
     }
 
-    fn finish(mut self) -> Result<Table, TableError> {
-        let count = self.table.spans.len();
+    fn finish(self) -> Result<Table, TableError> {
+        let count = self.placed.len();
         let capacity = (count + count / 3 + 1).next_power_of_two().max(8);
-        self.table.slots = vec![EMPTY; capacity];
-        let mask = capacity - 1;
-        for index in 0..count {
-            let Some(span) = self.table.spans.get(index).copied() else {
-                break;
-            };
-            let name = self.table.name(&span);
-            let mut slot = self.table.hash(name) & mask;
-            loop {
-                let entry = self.table.slots.get(slot).copied().unwrap_or(EMPTY);
-                if entry == EMPTY {
-                    if let Some(cell) = self.table.slots.get_mut(slot) {
-                        *cell = index as u32 + 1;
+        let mut table = Table {
+            text: self.text,
+            records: count,
+            slots: vec![Slot::EMPTY; capacity],
+            hasher: RandomState::new(),
+        };
+        for &(start, line_number) in &self.placed {
+            let line = table
+                .text
+                .get(start as usize..)
+                .and_then(|rest| rest.lines().next())
+                .unwrap_or_default();
+            let name = record_name(line);
+            let (mut index, tag) = table.position(name);
+            while let Some(slot) = table.slots.get(index).copied() {
+                if slot == Slot::EMPTY {
+                    // Records are at most MAX_LINE (1024) bytes: the length fits.
+                    let new = Slot::new(start, line.len() as u16, tag);
+                    if let Some(cell) = table.slots.get_mut(index) {
+                        *cell = new;
                     }
                     break;
                 }
-                let first = entry as usize - 1;
-                let other = self.table.spans.get(first).copied();
-                if let Some(other) = other
-                    && self.table.name(&other).eq_ignore_ascii_case(name)
+                if slot.tag() == tag
+                    && let Some(other) = table.line(slot)
+                    && record_name(other).eq_ignore_ascii_case(name)
                 {
+                    // `placed` is in text order, so the first record's line
+                    // number is found by its start.
+                    let first = self
+                        .placed
+                        .binary_search_by_key(&(slot.start() as u32), |&(s, _)| s)
+                        .ok()
+                        .and_then(|i| self.placed.get(i))
+                        .map_or(0, |&(_, line)| line as usize);
                     return Err(TableError {
-                        line: self.line_of.get(index).copied().unwrap_or(0) as usize,
+                        line: line_number as usize,
                         kind: TableErrorKind::Duplicate {
                             hostname: name.to_owned(),
-                            first_line: self.line_of.get(first).copied().unwrap_or(0) as usize,
+                            first_line: first,
                         },
                     });
                 }
-                slot = (slot + 1) & mask;
+                index = (index + 1) & (capacity - 1);
             }
         }
-        self.table.text.shrink_to_fit();
-        self.table.spans.shrink_to_fit();
-        Ok(self.table)
+        table.text.shrink_to_fit();
+        Ok(table)
     }
 }
 
