@@ -116,22 +116,24 @@ fn malformed_query_lines_get_their_own_line_and_do_not_stop_the_rest() {
          k1234 {long_challenge} Amazon.org\n\
          k5678\tfoxtrot\tgoogle.com"
     );
-    let run = run_client(&dir, system.auth.port(), &queries, &[]);
-    assert_eq!(run.status.code(), Some(1), "{run:?}");
-    let output = run.output.expect("output file");
-    assert_eq!(output.len(), 4, "{output:?}");
-    assert_eq!(output[0], "Amazon.org 94.5.6.7 A");
-    assert!(
-        output[1].starts_with("Error: line 2: expected 3 fields"),
-        "{}",
-        output[1]
-    );
-    assert!(
-        output[2].starts_with("Error: line 5: challenge is 256 bytes"),
-        "{}",
-        output[2]
-    );
-    assert_eq!(output[3], "google.com 142.250.80.46 A");
+    for window in ["1", "1024"] {
+        let run = run_client(&dir, system.auth.port(), &queries, &["--window", window]);
+        assert_eq!(run.status.code(), Some(1), "{run:?}");
+        let output = run.output.expect("output file");
+        assert_eq!(output.len(), 4, "{output:?}");
+        assert_eq!(output[0], "Amazon.org 94.5.6.7 A");
+        assert!(
+            output[1].starts_with("Error: line 2: expected 3 fields"),
+            "{}",
+            output[1]
+        );
+        assert!(
+            output[2].starts_with("Error: line 5: challenge is 256 bytes"),
+            "{}",
+            output[2]
+        );
+        assert_eq!(output[3], "google.com 142.250.80.46 A");
+    }
 }
 
 /// A larger batch, with expectations computed from the tables here.
@@ -251,22 +253,24 @@ fn an_unreachable_tlds_is_named_and_the_other_still_serves() {
         ("127.0.0.1", closed, closed),
         &[],
     );
-    let run = run_client(
-        &dir,
-        auth.port(),
-        "k1234 a Amazon.org\nk5678 b google.com\nk9999 c x.org\n",
-        &[],
-    );
-    assert_eq!(run.status.code(), Some(1), "{run:?}");
-    let output = run.output.unwrap();
-    assert_eq!(output[0], "Amazon.org 94.5.6.7 A");
-    let named = format!("google.com - Error:tlds2 at 127.0.0.1:{closed} unreachable");
-    assert!(output[1].starts_with(&named), "{}", output[1]);
-    assert!(
-        output[2].starts_with("x.org - Error:tlds2 at 127.0.0.1"),
-        "{}",
-        output[2]
-    );
+    for window in ["1", "1024"] {
+        let run = run_client(
+            &dir,
+            auth.port(),
+            "k1234 a Amazon.org\nk5678 b google.com\nk9999 c x.org\n",
+            &["--window", window],
+        );
+        assert_eq!(run.status.code(), Some(1), "{run:?}");
+        let output = run.output.unwrap();
+        assert_eq!(output[0], "Amazon.org 94.5.6.7 A");
+        let named = format!("google.com - Error:tlds2 at 127.0.0.1:{closed} unreachable");
+        assert!(output[1].starts_with(&named), "{}", output[1]);
+        assert!(
+            output[2].starts_with("x.org - Error:tlds2 at 127.0.0.1"),
+            "{}",
+            output[2]
+        );
+    }
 }
 
 /// Stands in for the AS or a TLDS: records every line it receives and
@@ -295,11 +299,22 @@ fn fake_server(reply: impl Fn(&str) -> String + Send + 'static) -> (u16, mpsc::R
 
 #[test]
 fn the_as_sees_no_hostname_and_only_the_named_tlds_sees_it() {
+    for window in ["1", "8"] {
+        only_the_named_tlds_sees_the_hostname(window);
+    }
+}
+
+fn only_the_named_tlds_sees_the_hostname(window: &str) {
     let dir = scratch_dir("fakes");
     let (chosen_port, chosen_seen) = fake_server(|host| format!("{host} 10.9.9.9 A"));
     let (other_port, other_seen) = fake_server(|host| format!("{host} 6.6.6.6 A"));
     let (as_port, as_seen) = fake_server(move |_| format!("127.0.0.1 {chosen_port}"));
-    let run = run_client(&dir, as_port, "k5678 foxtrot Secret.example\n", &[]);
+    let run = run_client(
+        &dir,
+        as_port,
+        "k5678 foxtrot Secret.example\n",
+        &["--window", window],
+    );
     assert!(run.status.success(), "{run:?}");
     assert_eq!(run.output.unwrap(), ["Secret.example 10.9.9.9 A"]);
     let to_as: Vec<String> = as_seen.try_iter().collect();

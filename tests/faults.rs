@@ -279,13 +279,19 @@ fn a_silent_tlds_costs_the_as_at_most_its_timeout() {
 
 #[test]
 fn a_silent_as_costs_the_client_at_most_its_timeout() {
+    for window in ["1", "16"] {
+        silent_as_costs_at_most_the_timeout(window);
+    }
+}
+
+fn silent_as_costs_at_most_the_timeout(window: &str) {
     let dir = scratch_dir("silent-as");
     let (silent, _held) = silent_server();
     let run = run_client(
         &dir,
         silent.port(),
         "k c one.example\nk c two.example\n",
-        &["--timeout", "0.5"],
+        &["--timeout", "0.5", "--window", window],
     );
     assert_eq!(run.status.code(), Some(1), "{run:?}");
     let output = run.output.unwrap();
@@ -376,9 +382,14 @@ fn the_as_started_first_serves_as_soon_as_the_tlds_servers_come_up() {
 
 #[test]
 fn a_tlds_dying_mid_batch_loses_no_line() {
+    // Window 1 takes the one-at-a-time path; a wide window, the pipeline.
+    tlds_dies_mid_batch("1", 20_000);
+    tlds_dies_mid_batch("64", 300_000);
+}
+
+fn tlds_dies_mid_batch(window: &str, count: usize) {
     let dir = scratch_dir("mid-batch");
     let mut system = System::start_samples(&dir);
-    let count = 20_000;
     let queries: String = (0..count)
         .map(|i| {
             if i % 2 == 0 {
@@ -398,7 +409,7 @@ fn a_tlds_dying_mid_batch_loses_no_line() {
             "--as-port",
             &port,
             "--window",
-            "1",
+            window,
         ])
         .args([
             "--input",
@@ -440,7 +451,10 @@ fn a_tlds_dying_mid_batch_loses_no_line() {
         };
         assert!(line.starts_with(host), "line {}: {line}", i + 1);
     }
-    assert!(lines.iter().any(|l| l.starts_with("Amazon.org - Error:")));
+    assert!(
+        lines.iter().any(|l| l.starts_with("Amazon.org - Error:")),
+        "window {window}"
+    );
     assert_eq!(lines.last(), Some(&"google.com 142.250.80.46 A"));
 }
 
