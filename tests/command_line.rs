@@ -190,19 +190,9 @@ fn client_start_up_errors_name_their_cause() {
     let port = closed.to_string();
     let input = write_file(&dir, "q.txt", "k c host.example\n");
     let previous = write_file(&dir, "previous.txt", "earlier results\n");
-    let message = fails_at_start(
-        "client",
-        &[
-            "--as-host",
-            "127.0.0.1",
-            "--as-port",
-            &port,
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            previous.to_str().unwrap(),
-        ],
-    );
+    let args = client_args("127.0.0.1", closed, &input, &previous);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let message = fails_at_start("client", &args);
     assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
     assert_eq!(
         std::fs::read_to_string(&previous).unwrap(),

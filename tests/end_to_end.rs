@@ -83,21 +83,9 @@ fn three_machines_on_loopback_with_the_same_ports() {
     assert_eq!(auth.addrs[0].ip().to_string(), "127.0.0.4");
     let input = write_file(&dir, "q.txt", &read("data/hns.txt"));
     let output = dir.join("out.txt");
-    let port = auth.port().to_string();
-    let run = run_to_end(
-        "client",
-        &[
-            "--as-host",
-            "127.0.0.4",
-            "--as-port",
-            &port,
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            output.to_str().unwrap(),
-        ],
-        &dir,
-    );
+    let args = client_args("127.0.0.4", auth.port(), &input, &output);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = run_to_end("client", &args, &dir);
     assert!(run.status.success(), "{run:?}");
     let written = std::fs::read_to_string(output).unwrap();
     assert_eq!(written.lines().collect::<Vec<_>>(), SAMPLE_EXPECTED);

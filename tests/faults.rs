@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -401,28 +401,9 @@ fn tlds_dies_mid_batch(window: &str, count: usize) {
         .collect();
     let input = write_file(&dir, "q.txt", &queries);
     let output = dir.join("out.txt");
-    let port = system.auth.port().to_string();
-    let mut client = Command::new(bin("client"))
-        .args([
-            "--as-host",
-            "127.0.0.1",
-            "--as-port",
-            &port,
-            "--window",
-            window,
-        ])
-        .args([
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            output.to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let guard = KillOnDrop(&mut client);
-    let mut stdout = BufReader::new(guard.0.stdout.take().unwrap());
+    let args = client_args("127.0.0.1", system.auth.port(), &input, &output);
+    let mut client = spawn_client(&args, &["--window", window], Stdio::piped());
+    let mut stdout = BufReader::new(client.0.stdout.take().unwrap());
     let mut line = String::new();
     for _ in 0..100 {
         line.clear();
@@ -433,7 +414,7 @@ fn tlds_dies_mid_batch(window: &str, count: usize) {
     stdout.read_to_string(&mut rest).unwrap();
     let started = Instant::now();
     let status = loop {
-        if let Some(status) = guard.0.try_wait().unwrap() {
+        if let Some(status) = client.0.try_wait().unwrap() {
             break status;
         }
         assert!(started.elapsed() < PATIENCE, "client did not finish");
@@ -458,44 +439,16 @@ fn tlds_dies_mid_batch(window: &str, count: usize) {
     assert_eq!(lines.last(), Some(&"google.com 142.250.80.46 A"));
 }
 
-struct KillOnDrop<'a>(&'a mut std::process::Child);
-
-impl Drop for KillOnDrop<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_killed_client_leaves_the_previous_output_whole() {
     let dir = scratch_dir("atomic");
     let (silent, _held) = silent_server();
     let output = write_file(&dir, "RESOLVED.txt", "previous run\n");
     let input = write_file(&dir, "q.txt", "k c a.example\n");
-    let port = silent.port().to_string();
-    let mut client = Command::new(bin("client"))
-        .args([
-            "--as-host",
-            "127.0.0.1",
-            "--as-port",
-            &port,
-            "--timeout",
-            "30",
-        ])
-        .args([
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            output.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let guard = KillOnDrop(&mut client);
+    let args = client_args("127.0.0.1", silent.port(), &input, &output);
+    let client = spawn_client(&args, &["--timeout", "30"], Stdio::null());
     thread::sleep(Duration::from_millis(300));
-    drop(guard);
+    drop(client);
     assert_eq!(std::fs::read_to_string(&output).unwrap(), "previous run\n");
 }
 

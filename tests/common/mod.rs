@@ -233,23 +233,55 @@ pub fn run_client(dir: &Path, as_port: u16, queries: &str, extra: &[&str]) -> Cl
     let input = write_file(dir, "queries.txt", queries);
     let output = dir.join("RESOLVED.txt");
     let _ = std::fs::remove_file(&output);
-    let port = as_port.to_string();
-    let mut args = vec![
-        "--as-host",
-        "127.0.0.1",
-        "--as-port",
-        &port,
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
+    let mut args = client_args("127.0.0.1", as_port, &input, &output);
+    args.extend(extra.iter().map(|arg| arg.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let run = run_to_end("client", &args, dir);
     let output = std::fs::read_to_string(&output)
         .ok()
         .map(|text| text.lines().map(str::to_owned).collect());
     ClientRun { output, ..run }
+}
+
+/// The client's arguments for one run against the AS at `host:port`.
+pub fn client_args(host: &str, port: u16, input: &Path, output: &Path) -> Vec<String> {
+    let paths = [input, output].map(|path| path.to_str().expect("UTF-8 test path").to_owned());
+    let [input, output] = paths;
+    [
+        "--as-host",
+        host,
+        "--as-port",
+        &port.to_string(),
+        "--input",
+        &input,
+        "--output",
+        &output,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// A client process left running, killed when dropped.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the client with `args` and `extra`, its stdout as given.
+pub fn spawn_client(args: &[String], extra: &[&str], stdout: Stdio) -> Running {
+    let child = Command::new(bin("client"))
+        .args(args)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn client");
+    Running(child)
 }
 
 /// Runs any of the programs to completion in `dir`, killed past [`PATIENCE`].
