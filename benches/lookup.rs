@@ -409,6 +409,23 @@ fn release_server(name: &str, args: &[&str]) -> (Process, Vec<u16>) {
     (process, ports)
 }
 
+/// A release TLDS on loopback, any free ports, with this table and key.
+fn release_tlds(name: &str, table: &Path, key: &Path) -> (Process, Vec<u16>) {
+    let (table, key) = (table.to_str().unwrap(), key.to_str().unwrap());
+    let args = [
+        "--bind",
+        "127.0.0.1",
+        "--as-port",
+        "0",
+        "--client-port",
+        "0",
+    ];
+    release_server(
+        name,
+        &[&args[..], &["--table", table, "--key-file", key]].concat(),
+    )
+}
+
 impl ProjectSystem {
     /// This process (the client), then tlds1, tlds2 and the AS.
     fn pids(&self) -> Vec<String> {
@@ -436,21 +453,7 @@ impl ProjectSystem {
             let key_path = dir.join(format!("{name}.key"));
             std::fs::write(&table_path, table).unwrap();
             std::fs::write(&key_path, format!("key-{name}\n")).unwrap();
-            let (process, ports) = release_server(
-                name,
-                &[
-                    "--bind",
-                    "127.0.0.1",
-                    "--as-port",
-                    "0",
-                    "--client-port",
-                    "0",
-                    "--table",
-                    table_path.to_str().unwrap(),
-                    "--key-file",
-                    key_path.to_str().unwrap(),
-                ],
-            );
+            let (process, ports) = release_tlds(name, &table_path, &key_path);
             servers.push(process);
             tlds_ports.push((ports[0], ports[1]));
         }
@@ -594,21 +597,7 @@ fn load_big_table(dir: &Path, records: usize) -> (f64, u64, u64) {
     std::fs::write(&key, "k\n").unwrap();
     let file_size = std::fs::metadata(&table).unwrap().len();
     let started = Instant::now();
-    let (process, _) = release_server(
-        "tlds1",
-        &[
-            "--bind",
-            "127.0.0.1",
-            "--as-port",
-            "0",
-            "--client-port",
-            "0",
-            "--table",
-            table.to_str().unwrap(),
-            "--key-file",
-            key.to_str().unwrap(),
-        ],
-    );
+    let (process, _) = release_tlds("tlds1", &table, &key);
     let load = started.elapsed().as_secs_f64();
     let status =
         std::fs::read_to_string(format!("/proc/{}/status", process.0.id())).unwrap_or_default();

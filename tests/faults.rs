@@ -17,6 +17,12 @@ fn read_sample(name: &str) -> String {
     std::fs::read_to_string(repo_file(name)).unwrap()
 }
 
+/// tlds1 on the sample table, with a throwaway key and `flags`.
+fn sample_tlds1(dir: &std::path::Path, flags: &[&str]) -> Server {
+    let table = read_sample("data/tlds1.tsv");
+    start_tlds("tlds1", dir, "127.0.0.1", &table, "k\n", flags)
+}
+
 /// Every kind of bad request, each followed by a good one on the same
 /// connection.
 #[test]
@@ -118,15 +124,7 @@ fn an_overlong_line_is_refused_and_its_connection_closed() {
 #[test]
 fn connections_past_the_limit_hear_server_busy_and_the_rest_are_unaffected() {
     let dir = scratch_dir("busy");
-    let table = read_sample("data/tlds1.tsv");
-    let tlds = start_tlds(
-        "tlds1",
-        &dir,
-        "127.0.0.1",
-        &table,
-        "k\n",
-        &["--max-connections", "3"],
-    );
+    let tlds = sample_tlds1(&dir, &["--max-connections", "3"]);
     let client_port = tlds.addrs[1];
     let mut admitted: Vec<Peer> = (0..3).map(|_| Peer::connect(client_port)).collect();
     for peer in &mut admitted {
@@ -192,15 +190,7 @@ fn two_thousand_connections_at_once_neither_crash_nor_wedge_a_server() {
 #[test]
 fn idle_connections_are_closed() {
     let dir = scratch_dir("idle");
-    let table = read_sample("data/tlds1.tsv");
-    let tlds = start_tlds(
-        "tlds1",
-        &dir,
-        "127.0.0.1",
-        &table,
-        "k\n",
-        &["--idle-timeout", "0.3"],
-    );
+    let tlds = sample_tlds1(&dir, &["--idle-timeout", "0.3"]);
     let (a, c) = tlds.tlds_ports();
     let auth = start_as(
         "127.0.0.1",
@@ -537,31 +527,16 @@ fn the_as_reconnects_when_a_tlds_has_idled_its_link_out() {
     // The TLDS servers close the AS's links after 0.2 s of silence; the next
     // request on the same client connection must reconnect rather than fail.
     let dir = scratch_dir("stale-link");
-    let table1 = read_sample("data/tlds1.tsv");
-    let tlds1 = start_tlds(
-        "tlds1",
-        &dir,
-        "127.0.0.1",
-        &table1,
+    let system = System::start_with_flags(
+        &read_sample("data/tlds1.tsv"),
         "k1234\n",
-        &["--idle-timeout", "0.2"],
-    );
-    let tlds2 = start_tlds(
-        "tlds2",
-        &dir,
-        "127.0.0.1",
         &read_sample("data/tlds2.tsv"),
         "k5678\n",
+        &dir,
         &["--idle-timeout", "0.2"],
     );
-    let (a1, c1) = tlds1.tlds_ports();
-    let (a2, c2) = tlds2.tlds_ports();
-    let auth = start_as(
-        "127.0.0.1",
-        ("127.0.0.1", a1, c1),
-        ("127.0.0.1", a2, c2),
-        &[],
-    );
+    let (_, c1) = system.tlds1.tlds_ports();
+    let auth = &system.auth;
     let mut peer = Peer::connect(auth.addrs[0]);
     let request = format!("alpha {}", hmac_md5(b"k1234", b"alpha"));
     for _ in 0..3 {

@@ -192,8 +192,20 @@ pub struct System {
 
 impl System {
     pub fn start_with(table1: &str, key1: &str, table2: &str, key2: &str, dir: &Path) -> System {
-        let tlds1 = start_tlds("tlds1", dir, "127.0.0.1", table1, key1, &[]);
-        let tlds2 = start_tlds("tlds2", dir, "127.0.0.1", table2, key2, &[]);
+        System::start_with_flags(table1, key1, table2, key2, dir, &[])
+    }
+
+    /// Like [`System::start_with`], passing `tlds_flags` to both TLDS servers.
+    pub fn start_with_flags(
+        table1: &str,
+        key1: &str,
+        table2: &str,
+        key2: &str,
+        dir: &Path,
+        tlds_flags: &[&str],
+    ) -> System {
+        let tlds1 = start_tlds("tlds1", dir, "127.0.0.1", table1, key1, tlds_flags);
+        let tlds2 = start_tlds("tlds2", dir, "127.0.0.1", table2, key2, tlds_flags);
         let (a1, c1) = tlds1.tlds_ports();
         let (a2, c2) = tlds2.tlds_ports();
         let auth = start_as(
