@@ -26,6 +26,14 @@ use authdns::table::Table;
 
 const FLOOR_TLDS: &str = "--floor-tlds";
 const FLOOR_AS: &str = "--floor-as";
+const ROUNDS: usize = 3;
+
+/// The middle of `runs` by `key`.
+fn median_by<T>(mut runs: Vec<T>, key: impl Fn(&T) -> f64) -> T {
+    runs.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    let middle = runs.len() / 2;
+    runs.swap_remove(middle)
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -41,22 +49,41 @@ fn main() {
     let scale = if quick { 10 } else { 1 };
     let mut rows = Vec::new();
 
-    let floor = FloorSystem::start();
-    let floor_w1 = floor.window_one(20_000 / scale);
-    let floor_wide = floor.windowed(1024, 2_000_000 / scale);
-    drop(floor);
-
+    // The floor and the project alternate, three rounds of each, and each
+    // figure is the median round: this machine's speed drifts, and
+    // alternating keeps both sides of every ratio under the same drift.
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench");
     std::fs::create_dir_all(&dir).unwrap();
+    let floor = FloorSystem::start();
     let system = ProjectSystem::start(&dir);
-    let project_w1 = system.run(1, 20_000 / scale);
     let pids = system.pids();
-    let cpu_before: Vec<f64> = pids.iter().map(|p| cpu_seconds(p)).collect();
-    let project_wide = system.run(1024, 2_000_000 / scale);
-    let cpu_us: Vec<f64> = pids
-        .iter()
-        .zip(&cpu_before)
-        .map(|(p, before)| (cpu_seconds(p) - before) * 1e6 / project_wide.queries as f64)
+    let (mut floor_w1, mut project_w1) = (Vec::new(), Vec::new());
+    let (mut floor_wide, mut project_wide, mut cpu_us) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        floor_w1.push(floor.window_one(20_000 / scale));
+        project_w1.push(system.run(1, 20_000 / scale));
+        floor_wide.push(floor.windowed(1024, 2_000_000 / scale));
+        // The query file is built and parsed before the CPU clocks start.
+        let count = 2_000_000 / scale;
+        let input = system.input(count);
+        let jobs = client::jobs(&input);
+        let cpu_before: Vec<f64> = pids.iter().map(|p| cpu_seconds(p)).collect();
+        let wide = system.run_jobs(1024, &jobs[..count.min(jobs.len())]);
+        cpu_us.push(
+            pids.iter()
+                .zip(&cpu_before)
+                .map(|(p, before)| (cpu_seconds(p) - before) * 1e6 / wide.queries as f64)
+                .collect::<Vec<f64>>(),
+        );
+        project_wide.push(wide);
+    }
+    drop(floor);
+    let floor_w1 = median_by(floor_w1, Measured::mean_us);
+    let project_w1 = median_by(project_w1, Measured::mean_us);
+    let floor_wide = median_by(floor_wide, Measured::rate);
+    let project_wide = median_by(project_wide, Measured::rate);
+    let cpu_us: Vec<f64> = (0..pids.len())
+        .map(|i| median_by(cpu_us.iter().map(|round| round[i]).collect(), |x| *x))
         .collect();
     let many = system.many_clients(64, 1000 / scale);
     drop(system);
@@ -501,12 +528,22 @@ impl ProjectSystem {
 
     /// Resolves `count` queries (the query set repeated) with one client.
     fn run(&self, window: usize, count: usize) -> Measured {
+        let input = self.input(count);
+        let jobs = client::jobs(&input);
+        self.run_jobs(window, &jobs[..count.min(jobs.len())])
+    }
+
+    /// A query file of at least `count` lines (the query set repeated).
+    fn input(&self, count: usize) -> Vec<u8> {
         let mut input = Vec::with_capacity(count * 50);
         while input.len() < count * 50 && !self.queries.is_empty() {
             input.extend_from_slice(&self.queries);
         }
-        let jobs = client::jobs(&input);
-        let jobs = &jobs[..count.min(jobs.len())];
+        input
+    }
+
+    /// Resolves `jobs` with one client; only this is timed.
+    fn run_jobs(&self, window: usize, jobs: &[client::Job<'_>]) -> Measured {
         let stream = TcpStream::connect(("127.0.0.1", self.as_port)).unwrap();
         stream.set_nodelay(true).unwrap();
         let settings = Settings {
