@@ -295,6 +295,10 @@ impl<'a> Link<'a> {
         self.failure = Some(reason.into());
     }
 
+    fn unreachable(&mut self, err: impl std::fmt::Display) {
+        self.fail(format!("{} unreachable: {err}", self.peer.describe()));
+    }
+
     fn send(&mut self, challenges: &[u8]) {
         self.failure = None;
         self.reused = self.stream.is_some();
@@ -305,7 +309,7 @@ impl<'a> Link<'a> {
                 match connected {
                     Ok(halves) => self.stream = Some(halves),
                     Err(err) => {
-                        return self.fail(format!("{} unreachable: {err}", self.peer.describe()));
+                        return self.unreachable(err);
                     }
                 }
             }
@@ -320,7 +324,7 @@ impl<'a> Link<'a> {
                     self.reused = false;
                 }
                 Err(err) => {
-                    return self.fail(format!("{} unreachable: {err}", self.peer.describe()));
+                    return self.unreachable(err);
                 }
             }
         }
@@ -371,7 +375,7 @@ impl<'a> Link<'a> {
                 }
                 Err(err) => {
                     closed_early = nothing_yet && !err.is_timeout();
-                    self.fail(format!("{} unreachable: {err}", self.peer.describe()));
+                    self.unreachable(err);
                 }
             }
         }

@@ -38,11 +38,6 @@ impl Gate {
         })
     }
 
-    /// Connections being served right now.
-    pub fn open_connections(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
-    }
-
     fn try_enter(self: &Arc<Self>) -> Option<Permit> {
         let admitted = self
             .open
