@@ -32,10 +32,11 @@ impl Link {
     }
 
     /// Sends one request line; an `Err` is why the connection is unusable.
-    fn send(&mut self, line: &[u8], peer: &str) -> Result<(), String> {
+    /// `peer` names it in that reason, and is only called on failure.
+    fn send(&mut self, line: &[u8], peer: impl FnOnce() -> String) -> Result<(), String> {
         self.writer.write_all(line).map_err(|err| {
             let _ = self.writer.shutdown(Shutdown::Both);
-            format!("{peer}: {err}")
+            format!("{}: {err}", peer())
         })
     }
 }
@@ -44,6 +45,8 @@ impl Link {
 struct TldsLink {
     host: String,
     port: u16,
+    /// `host:port`, for error lines.
+    name: String,
     link: Link,
 }
 
@@ -116,7 +119,7 @@ impl<'a> OneAtATime<'a> {
         self.line.clear();
         write_request(&mut self.signers, query, &mut self.line);
         let route = as_link
-            .send(&self.line, &format!("the AS at {as_name}"))
+            .send(&self.line, || format!("the AS at {as_name}"))
             .and_then(|()| read_route(&mut as_link.reader, hostname, as_name));
         let (host, port) = match route {
             Ok(Route::Tlds { host, port }) => (host.to_owned(), port),
@@ -155,6 +158,7 @@ impl<'a> OneAtATime<'a> {
                 self.tlds.push(TldsLink {
                     host: host.to_owned(),
                     port,
+                    name: format!("{host}:{port}"),
                     link: Link::new(stream)?,
                 });
                 self.tlds.len() - 1
@@ -163,13 +167,13 @@ impl<'a> OneAtATime<'a> {
         let Some(tlds) = self.tlds.get_mut(position) else {
             return Err(format!("no connection to the TLDS at {host}:{port}"));
         };
-        let name = format!("{host}:{port}");
         self.line.clear();
         HostRequest(hostname).write_to(&mut self.line);
+        let name = &tlds.name;
         let answer = tlds
             .link
-            .send(&self.line, &format!("the TLDS at {name}"))
-            .and_then(|()| read_answer(&mut tlds.link.reader, hostname, &name));
+            .send(&self.line, || format!("the TLDS at {name}"))
+            .and_then(|()| read_answer(&mut tlds.link.reader, hostname, name));
         if answer.is_err() {
             let broken = self.tlds.swap_remove(position);
             let _ = broken.link.writer.shutdown(Shutdown::Both);

@@ -133,6 +133,20 @@ impl<'w> Finished<'w> {
     }
 }
 
+/// The next batch from `queue`, calling `before_waiting` first when none is
+/// ready: every stage sends on what it has finished before it blocks, which
+/// is what keeps the pipeline from stalling. `None` once the queue is closed.
+fn next_batch<T>(queue: &Receiver<T>, before_waiting: impl FnOnce()) -> Option<T> {
+    match queue.try_recv() {
+        Ok(batch) => Some(batch),
+        Err(TryRecvError::Disconnected) => None,
+        Err(TryRecvError::Empty) => {
+            before_waiting();
+            queue.recv().ok()
+        }
+    }
+}
+
 /// Runs `jobs` through the pipeline, up to `settings.window` in flight.
 pub(super) fn resolve(
     jobs: &[Job<'_>],
@@ -163,18 +177,7 @@ pub(super) fn resolve(
             scope.spawn(move || route_replies(scope, as_reader, pending_rx, finished, &settings));
         }
         drop(done_tx);
-        loop {
-            let batch = match done_rx.try_recv() {
-                Ok(batch) => batch,
-                Err(TryRecvError::Disconnected) => break,
-                Err(TryRecvError::Empty) => {
-                    collector.idle(results);
-                    match done_rx.recv() {
-                        Ok(batch) => batch,
-                        Err(_) => break,
-                    }
-                }
-            };
+        while let Some(batch) = next_batch(&done_rx, || collector.idle(results)) {
             collector.store(batch, results);
         }
         collector.finish(results);
@@ -288,18 +291,7 @@ fn route_replies<'scope, 'a: 'scope>(
         links.iter_mut().for_each(TldsLink::flush);
         finished.hand_over();
     };
-    loop {
-        let batch = match from_sender.try_recv() {
-            Ok(batch) => batch,
-            Err(TryRecvError::Disconnected) => break,
-            Err(TryRecvError::Empty) => {
-                flush_all(&mut links, &mut finished);
-                match from_sender.recv() {
-                    Ok(batch) => batch,
-                    Err(_) => break,
-                }
-            }
-        };
+    while let Some(batch) = next_batch(&from_sender, || flush_all(&mut links, &mut finished)) {
         for waiting in batch {
             let Some(as_reader) = reader.as_mut().filter(|_| as_failure.is_none()) else {
                 let reason = as_failure.as_deref().unwrap_or("no connection to the AS");
@@ -408,18 +400,7 @@ fn read_tlds_replies(
 ) {
     let mut reader = LineReader::new(stream);
     let mut failure: Option<String> = None;
-    loop {
-        let batch = match queued.try_recv() {
-            Ok(batch) => batch,
-            Err(TryRecvError::Disconnected) => break,
-            Err(TryRecvError::Empty) => {
-                finished.hand_over();
-                match queued.recv() {
-                    Ok(batch) => batch,
-                    Err(_) => break,
-                }
-            }
-        };
+    while let Some(batch) = next_batch(&queued, || finished.hand_over()) {
         for waiting in batch {
             if let Some(reason) = &failure {
                 finished.failed(waiting, reason);
