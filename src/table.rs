@@ -189,20 +189,31 @@ impl Table {
         if wanted.len() > MAX_HOSTNAME || self.slots.is_empty() {
             return None;
         }
-        let (mut index, tag) = self.position(wanted);
-        loop {
-            let slot = *self.slots.get(index)?;
+        match self.probe(wanted) {
+            Probe::Found(slot) => self.line(slot),
+            Probe::Free { .. } => None,
+        }
+    }
+
+    /// Walks `name`'s probe sequence to its record's slot, or to the free
+    /// slot where it would go. The index always has a free slot (it is sized
+    /// above the record count), so the walk ends.
+    fn probe(&self, name: &str) -> Probe {
+        let (mut index, tag) = self.position(name);
+        while let Some(slot) = self.slots.get(index).copied() {
             if slot == Slot::EMPTY {
-                return None;
+                return Probe::Free { index, tag };
             }
             if slot.tag() == tag
                 && let Some(line) = self.line(slot)
-                && record_name(line).eq_ignore_ascii_case(wanted)
+                && record_name(line).eq_ignore_ascii_case(name)
             {
-                return Some(line);
+                return Probe::Found(slot);
             }
             index = (index + 1) & (self.slots.len() - 1);
         }
+        // Only an empty index has no slot to read.
+        Probe::Free { index, tag }
     }
 
     /// Every record's reply line, in file order.
@@ -228,6 +239,12 @@ impl Table {
         let mask = self.slots.len().saturating_sub(1);
         ((hash as usize) & mask, (hash >> 48) as u16)
     }
+}
+
+/// Where a name stands in the index.
+enum Probe {
+    Found(Slot),
+    Free { index: usize, tag: u16 },
 }
 
 /// The compared name of a reply line: its first field, without a trailing dot.
@@ -308,25 +325,19 @@ impl Builder {
                 .and_then(|rest| rest.lines().next())
                 .unwrap_or_default();
             let name = record_name(line);
-            let (mut index, tag) = table.position(name);
-            while let Some(slot) = table.slots.get(index).copied() {
-                if slot == Slot::EMPTY {
+            match table.probe(name) {
+                Probe::Free { index, tag } => {
                     // Records are at most MAX_LINE (1024) bytes: the length fits.
-                    let new = Slot::new(start, line.len() as u16, tag);
                     if let Some(cell) = table.slots.get_mut(index) {
-                        *cell = new;
+                        *cell = Slot::new(start, line.len() as u16, tag);
                     }
-                    break;
                 }
-                if slot.tag() == tag
-                    && let Some(other) = table.line(slot)
-                    && record_name(other).eq_ignore_ascii_case(name)
-                {
+                Probe::Found(first) => {
                     // `placed` is in text order, so the first record's line
                     // number is found by its start.
-                    let first = self
+                    let first_line = self
                         .placed
-                        .binary_search_by_key(&(slot.start() as u32), |&(s, _)| s)
+                        .binary_search_by_key(&(first.start() as u32), |&(s, _)| s)
                         .ok()
                         .and_then(|i| self.placed.get(i))
                         .map_or(0, |&(_, line)| line as usize);
@@ -334,11 +345,10 @@ impl Builder {
                         line: line_number as usize,
                         kind: TableErrorKind::Duplicate {
                             hostname: name.to_owned(),
-                            first_line: first,
+                            first_line,
                         },
                     });
                 }
-                index = (index + 1) & (capacity - 1);
             }
         }
         table.text.shrink_to_fit();
