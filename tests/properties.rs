@@ -40,6 +40,18 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
+    fn signer_agrees_with_the_hmac_crate(
+        key in proptest::collection::vec(any::<u8>(), 0..200),
+        data in proptest::collection::vec(any::<u8>(), 0..400),
+    ) {
+        use hmac::{Hmac, KeyInit, Mac};
+        let mut mac = Hmac::<md5::Md5>::new_from_slice(&key).unwrap();
+        mac.update(&data);
+        let expected = hex::encode(mac.finalize().into_bytes());
+        prop_assert_eq!(hmac_md5(&key, &data).to_string(), expected);
+    }
+
+    #[test]
     fn no_parser_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..1200)) {
         let _ = AuthRequest::parse(&bytes);
         let _ = AuthReply::parse(&bytes);
