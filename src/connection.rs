@@ -13,6 +13,7 @@ use std::io::{self, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use crate::scan;
 use crate::wire::MAX_LINE;
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -87,7 +88,7 @@ impl<R: Read> LineReader<R> {
 
     fn find_newline(&mut self) -> Option<usize> {
         let pending = self.buf.get(self.scanned..self.end)?;
-        match find_byte(b'\n', pending) {
+        match scan::find_byte(b'\n', pending) {
             Some(offset) => Some(self.scanned + offset),
             None => {
                 self.scanned = self.end;
@@ -148,31 +149,6 @@ impl<R: Read> LineReader<R> {
         }
         Ok(Some(line))
     }
-}
-
-/// The position of the first `needle` in `haystack`, eight bytes at a time:
-/// every hop scans every line for its end, so this is a hot loop.
-pub fn find_byte(needle: u8, haystack: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let pattern = ONES * u64::from(needle);
-    let mut chunks = haystack.chunks_exact(8);
-    let mut offset = 0;
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word) ^ pattern;
-        // A byte of x is zero exactly where the needle is; this sets the
-        // high bit of the first such byte (later ones may be false hits,
-        // but only the lowest set bit is used).
-        let found = x.wrapping_sub(ONES) & !x & HIGHS;
-        if found != 0 {
-            return Some(offset + (found.trailing_zeros() / 8) as usize);
-        }
-        offset += 8;
-    }
-    let rest = chunks.remainder();
-    rest.iter().position(|&b| b == needle).map(|i| offset + i)
 }
 
 /// Connects to the first of `addrs` that answers within `timeout`, and sets
@@ -265,23 +241,6 @@ mod tests {
         let got = lines(&data, 5000);
         assert_eq!(got.len(), 20_000);
         assert_eq!(got[19_999], Ok(b"line19999".to_vec()));
-    }
-
-    #[test]
-    fn find_byte_agrees_with_a_plain_search() {
-        let haystack: Vec<u8> = (0..300u32).map(|i| (i * 37 % 251) as u8).collect();
-        for needle in 0..=255u8 {
-            for start in 0..20 {
-                let slice = &haystack[start..];
-                assert_eq!(
-                    find_byte(needle, slice),
-                    slice.iter().position(|&b| b == needle),
-                    "needle {needle} start {start}"
-                );
-            }
-        }
-        assert_eq!(find_byte(b'\n', b""), None);
-        assert_eq!(find_byte(b'\n', b"\x8a\x0b\n"), Some(2));
     }
 
     #[test]

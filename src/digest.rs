@@ -68,8 +68,10 @@ static HEX_VALUE: [u8; 256] = {
 };
 
 impl Digest {
-    /// Parses 32 hex characters (either case).
-    pub fn from_hex(text: &str) -> Result<Digest, DigestError> {
+    /// Parses 32 hex characters (either case). Every byte is checked, so
+    /// anything else (spaces, controls, non-ASCII) is rejected.
+    pub fn from_hex(text: impl AsRef<[u8]>) -> Result<Digest, DigestError> {
+        let text = text.as_ref();
         if text.len() != DIGEST_HEX_LEN {
             return Err(DigestError::Length(text.len()));
         }
@@ -77,7 +79,7 @@ impl Digest {
         // query, and this is several times faster than a general decoder.
         let mut bytes = [0u8; DIGEST_LEN];
         let mut invalid = 0u8;
-        for (byte, pair) in bytes.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+        for (byte, pair) in bytes.iter_mut().zip(text.chunks_exact(2)) {
             let (high, low) = match pair {
                 [high, low] => (HEX_VALUE[*high as usize], HEX_VALUE[*low as usize]),
                 _ => (INVALID, INVALID),
@@ -415,7 +417,7 @@ mod tests {
     fn hex_round_trip_and_case() {
         let digest = Digest::from_hex("83CDAE16A693560B34BAC1F64B7CF10A").unwrap();
         assert_eq!(digest.to_string(), "83cdae16a693560b34bac1f64b7cf10a");
-        assert_eq!(Digest::from_hex(&digest.to_string()).unwrap(), digest);
+        assert_eq!(Digest::from_hex(digest.to_string()).unwrap(), digest);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - [`table`]: the TLDS record table and its file format.
 //! - [`query`]: the client's query file format.
 //! - [`wire`]: every protocol message, parsed and formatted in one place.
+//! - [`scan`]: word-at-a-time byte scans for line ends, separators and controls.
 //! - [`connection`]: framing bytes into lines, with a hard line-length limit.
 //! - [`server`]: accepting connections under limits, one thread each.
 //! - [`tlds`], [`auth_server`], [`client`]: the three roles.
@@ -18,6 +19,7 @@ pub mod client;
 pub mod connection;
 pub mod digest;
 pub mod query;
+pub mod scan;
 pub mod server;
 pub mod table;
 pub mod tlds;

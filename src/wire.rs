@@ -13,7 +13,8 @@
 
 use std::fmt;
 
-use crate::digest::{Digest, DigestError};
+use crate::digest::{DIGEST_HEX_LEN, Digest, DigestError};
+use crate::scan;
 
 /// Longest line, without its line ending, that any peer accepts.
 pub const MAX_LINE: usize = 1024;
@@ -78,19 +79,21 @@ impl From<DigestError> for WireError {
 /// separates fields), so nothing a peer sends can forge extra lines or fields
 /// downstream.
 pub fn text(line: &[u8]) -> Result<&str, WireError> {
-    // One branch-free pass over the bytes (it vectorises): nearly every line
-    // is printable ASCII, and only other text needs the per-character check
-    // for C1 controls.
-    let (mut control, mut non_ascii) = (false, false);
-    for &b in line {
-        control |= (b < 0x20) & (b != b'\t') | (b == 0x7f);
-        non_ascii |= b >= 0x80;
-    }
-    if control {
+    // One pass, a word at a time: nearly every line is printable ASCII, so
+    // only lines with a tab or a control character need a second look at
+    // each byte, and only non-ASCII text the per-character check for C1
+    // controls. The padding byte `x` is none of the things looked for.
+    let (mut low, mut non_ascii) = (0, 0);
+    scan::each_word(line, b'x', |_, word| {
+        low |= scan::below(word, 0x20) | scan::equal(word, 0x7f);
+        non_ascii |= scan::non_ascii(word);
+        true
+    });
+    if low != 0 && line.iter().any(|&b| b < 0x20 && b != b'\t' || b == 0x7f) {
         return Err(WireError::ControlCharacter);
     }
     let text = std::str::from_utf8(line).map_err(|_| WireError::NotUtf8)?;
-    if non_ascii && text.chars().any(|c| c.is_control() && c != '\t') {
+    if non_ascii != 0 && text.chars().any(|c| c.is_control() && c != '\t') {
         return Err(WireError::ControlCharacter);
     }
     Ok(text)
@@ -101,10 +104,46 @@ pub fn fields<'a, const N: usize>(
     text: &'a str,
     expected: &'static str,
 ) -> Result<[&'a str; N], WireError> {
+    // Nearly every line a peer sends is its fields joined by single spaces:
+    // find the separators a word at a time, and if there are exactly N - 1
+    // of them with a field between each, they are the answer.
+    let mut cuts = [0; N];
+    let mut separators = 0;
+    scan::each_word(text.as_bytes(), b'x', |offset, word| {
+        for at in scan::positions(scan::separators(word)) {
+            if let Some(cut) = cuts.get_mut(separators) {
+                *cut = offset + at;
+            }
+            separators += 1;
+        }
+        true
+    });
+    if separators + 1 == N {
+        if let Some(last) = cuts.last_mut() {
+            *last = text.len();
+        }
+        let mut out = [""; N];
+        let mut start = 0;
+        for (slot, end) in out.iter_mut().zip(cuts) {
+            // Separators are ASCII, so these slices fall on character
+            // boundaries and need no second UTF-8 check.
+            *slot = text.get(start..end).unwrap_or_default();
+            start = end + 1;
+        }
+        if out.iter().all(|field| !field.is_empty()) {
+            return Ok(out);
+        }
+    }
+    fields_slowly(text, expected)
+}
+
+/// [`fields`] for any spacing: leading, trailing or repeated separators.
+fn fields_slowly<'a, const N: usize>(
+    text: &'a str,
+    expected: &'static str,
+) -> Result<[&'a str; N], WireError> {
     let mut out = [""; N];
     let mut found = 0;
-    // Both separators are ASCII, so every split falls on a character
-    // boundary and slicing the text needs no second UTF-8 check.
     let mut start = None;
     for (i, byte) in text.bytes().chain([b' ']).enumerate() {
         match (byte == b' ' || byte == b'\t', start) {
@@ -174,6 +213,17 @@ pub struct AuthRequest<'a> {
 
 impl<'a> AuthRequest<'a> {
     pub fn parse(line: &'a [u8]) -> Result<Self, WireError> {
+        // The usual line is `<challenge> <digest>` with one space: decode
+        // the digest in place (decoding checks every byte) and check only
+        // the challenge as text. Anything else takes the general path, which
+        // gives the same result for every line this accepts.
+        let digest_at = line.len().wrapping_sub(DIGEST_HEX_LEN + 1);
+        if let Some((challenge, [b' ', digest @ ..])) = line.split_at_checked(digest_at)
+            && let Ok(digest) = Digest::from_hex(digest)
+            && let Ok(ChallengeRequest(challenge)) = ChallengeRequest::parse(challenge)
+        {
+            return Ok(AuthRequest { challenge, digest });
+        }
         let [challenge, digest] = fields(text(line)?, "2 fields: <challenge> <digest>")?;
         Ok(AuthRequest {
             challenge: check_challenge(challenge)?,
@@ -247,6 +297,10 @@ pub enum DigestReply<'a> {
 
 impl<'a> DigestReply<'a> {
     pub fn parse(line: &'a [u8]) -> Result<Self, WireError> {
+        // The usual line is exactly a digest, and decoding checks every byte.
+        if let Ok(digest) = Digest::from_hex(line) {
+            return Ok(DigestReply::Digest(digest));
+        }
         let text = text(line)?;
         if let Some(reason) = error_reason(text) {
             return Ok(DigestReply::Error(reason));
@@ -475,5 +529,47 @@ mod tests {
     #[test]
     fn error_lines_cannot_be_split() {
         assert_eq!(line(|out| write_error(out, &"a\nb\rc")), "Error: a b c\n");
+    }
+
+    /// The definitions the word-at-a-time code must agree with.
+    fn text_plainly(line: &[u8]) -> Result<&str, WireError> {
+        let text = std::str::from_utf8(line).map_err(|_| WireError::NotUtf8)?;
+        if text.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(WireError::ControlCharacter);
+        }
+        Ok(text)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        // Lines of every length around the word size, built from the bytes
+        // that matter: separators, controls, DEL, ASCII and UTF-8 pieces.
+        #[test]
+        fn word_scans_agree_with_plain_definitions(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    " ", "\t", "  ", "a", "Z", "0", "x", ".", "\u{0}", "\u{1f}", "\u{7f}",
+                    "\n", "é", "\u{85}", "\u{2028}", "\u{ff}",
+                ]),
+                0..90,
+            ),
+            cut in 0usize..4,
+        ) {
+            let joined = pieces.concat();
+            // Sometimes cut a multi-byte character in half: not UTF-8.
+            let bytes = &joined.as_bytes()[..joined.len().saturating_sub(cut % 2)];
+            let checked = text(bytes);
+            let plain = text_plainly(bytes);
+            // A control byte inside broken UTF-8 may be reported either way.
+            if plain != Err(WireError::NotUtf8) || checked != Err(WireError::ControlCharacter) {
+                proptest::prop_assert_eq!(&checked, &plain);
+            }
+            if let Ok(text) = checked {
+                proptest::prop_assert_eq!(fields::<1>(text, "x"), fields_slowly::<1>(text, "x"));
+                proptest::prop_assert_eq!(fields::<2>(text, "x"), fields_slowly::<2>(text, "x"));
+                proptest::prop_assert_eq!(fields::<3>(text, "x"), fields_slowly::<3>(text, "x"));
+            }
+        }
     }
 }
