@@ -1,0 +1,209 @@
+//! Eight MD5 block compressions side by side.
+//!
+//! One MD5 compression is a chain of 64 dependent steps, so a single one
+//! leaves most of the processor idle: this machine compresses a block in
+//! about 100 ns however it is written. Eight independent blocks, each step
+//! done for all eight at once on `[u32; 8]` lanes (which the compiler turns
+//! into vector instructions, baseline SSE2 included), take about 30 ns per
+//! block. Servers sign hundreds of challenges per burst, so they can use it.
+//!
+//! The steps are RFC 1321's; `md-5`'s compression is the reference the
+//! tests compare against.
+
+pub const LANES: usize = 8;
+
+/// Per-step additive constants (RFC 1321, section 3.4).
+const K: [u32; 64] = [
+    0xd76a_a478,
+    0xe8c7_b756,
+    0x2420_70db,
+    0xc1bd_ceee,
+    0xf57c_0faf,
+    0x4787_c62a,
+    0xa830_4613,
+    0xfd46_9501,
+    0x6980_98d8,
+    0x8b44_f7af,
+    0xffff_5bb1,
+    0x895c_d7be,
+    0x6b90_1122,
+    0xfd98_7193,
+    0xa679_438e,
+    0x49b4_0821,
+    0xf61e_2562,
+    0xc040_b340,
+    0x265e_5a51,
+    0xe9b6_c7aa,
+    0xd62f_105d,
+    0x0244_1453,
+    0xd8a1_e681,
+    0xe7d3_fbc8,
+    0x21e1_cde6,
+    0xc337_07d6,
+    0xf4d5_0d87,
+    0x455a_14ed,
+    0xa9e3_e905,
+    0xfcef_a3f8,
+    0x676f_02d9,
+    0x8d2a_4c8a,
+    0xfffa_3942,
+    0x8771_f681,
+    0x6d9d_6122,
+    0xfde5_380c,
+    0xa4be_ea44,
+    0x4bde_cfa9,
+    0xf6bb_4b60,
+    0xbebf_bc70,
+    0x289b_7ec6,
+    0xeaa1_27fa,
+    0xd4ef_3085,
+    0x0488_1d05,
+    0xd9d4_d039,
+    0xe6db_99e5,
+    0x1fa2_7cf8,
+    0xc4ac_5665,
+    0xf429_2244,
+    0x432a_ff97,
+    0xab94_23a7,
+    0xfc93_a039,
+    0x655b_59c3,
+    0x8f0c_cc92,
+    0xffef_f47d,
+    0x8584_5dd1,
+    0x6fa8_7e4f,
+    0xfe2c_e6e0,
+    0xa301_4314,
+    0x4e08_11a1,
+    0xf753_7e82,
+    0xbd3a_f235,
+    0x2ad7_d2bb,
+    0xeb86_d391,
+];
+
+/// Left-rotation amounts, per round, repeating every four steps.
+const ROTATE: [[u32; 4]; 4] = [
+    [7, 12, 17, 22],
+    [5, 9, 14, 20],
+    [4, 11, 16, 23],
+    [6, 10, 15, 21],
+];
+
+/// One 32-bit word in each lane.
+#[derive(Clone, Copy)]
+struct Word([u32; LANES]);
+
+impl Word {
+    #[inline(always)]
+    fn splat(value: u32) -> Word {
+        Word([value; LANES])
+    }
+
+    #[inline(always)]
+    fn with(self, other: Word, op: impl Fn(u32, u32) -> u32) -> Word {
+        Word(std::array::from_fn(|lane| op(self.0[lane], other.0[lane])))
+    }
+
+    #[inline(always)]
+    fn add(self, other: Word) -> Word {
+        self.with(other, u32::wrapping_add)
+    }
+
+    #[inline(always)]
+    fn and(self, other: Word) -> Word {
+        self.with(other, |a, b| a & b)
+    }
+
+    #[inline(always)]
+    fn or(self, other: Word) -> Word {
+        self.with(other, |a, b| a | b)
+    }
+
+    #[inline(always)]
+    fn xor(self, other: Word) -> Word {
+        self.with(other, |a, b| a ^ b)
+    }
+
+    #[inline(always)]
+    fn not(self) -> Word {
+        Word(self.0.map(|a| !a))
+    }
+
+    #[inline(always)]
+    fn rotate_left(self, by: u32) -> Word {
+        Word(self.0.map(|a| a.rotate_left(by)))
+    }
+}
+
+/// MD5 states, word-major: `state[w][i]` is word `w` of lane `i`'s state.
+/// Keeping each word's lanes together is what lets the compiler use vector
+/// instructions throughout (gathering them from per-lane states inside the
+/// loop defeats it).
+pub type States = [[u32; LANES]; 4];
+
+/// Compresses `blocks[i]` into lane `i` of `state`, for every lane.
+pub fn compress(state: &mut States, blocks: &[[u8; 64]; LANES]) {
+    // Transpose: word w of every lane's block, side by side.
+    let mut message = [Word::splat(0); 16];
+    for (lane, block) in blocks.iter().enumerate() {
+        for (word, bytes) in message.iter_mut().zip(block.as_chunks::<4>().0) {
+            if let Some(slot) = word.0.get_mut(lane) {
+                *slot = u32::from_le_bytes(*bytes);
+            }
+        }
+    }
+    let start = state.map(Word);
+    let [mut a, mut b, mut c, mut d] = start;
+    for step in 0..64 {
+        let (mixed, index) = match step / 16 {
+            0 => (d.xor(b.and(c.xor(d))), step),
+            1 => (c.xor(d.and(b.xor(c))), (5 * step + 1) % 16),
+            2 => (b.xor(c).xor(d), (3 * step + 5) % 16),
+            _ => (c.xor(b.or(d.not())), (7 * step) % 16),
+        };
+        let rotate = ROTATE.get(step / 16).and_then(|round| round.get(step % 4));
+        let next = a
+            .add(mixed)
+            .add(Word::splat(K.get(step).copied().unwrap_or(0)))
+            .add(message.get(index).copied().unwrap_or(Word::splat(0)))
+            .rotate_left(rotate.copied().unwrap_or(0))
+            .add(b);
+        (a, b, c, d) = (d, next, b, c);
+    }
+    for (word, (from, to)) in state.iter_mut().zip(start.into_iter().zip([a, b, c, d])) {
+        *word = from.add(to).0;
+    }
+}
+
+/// Lane `lane` of `state`, as an ordinary MD5 state.
+pub fn lane(state: &States, lane: usize) -> [u32; 4] {
+    state.map(|word| word.get(lane).copied().unwrap_or(0))
+}
+
+/// Word-major states from eight ordinary ones.
+pub fn gather(states: [[u32; 4]; LANES]) -> States {
+    std::array::from_fn(|word| states.map(|state| state.get(word).copied().unwrap_or(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agrees_with_md5_block_by_block() {
+        for seed in 0..50u32 {
+            let blocks: [[u8; 64]; LANES] = std::array::from_fn(|lane| {
+                std::array::from_fn(|i| (i as u32 * 31 + lane as u32 * 7 + seed * 101) as u8)
+            });
+            let states: [[u32; 4]; LANES] =
+                std::array::from_fn(|lane| [seed, lane as u32, !seed, 0x1234_5678 ^ seed]);
+            let mut expected = states;
+            for (state, block) in expected.iter_mut().zip(&blocks) {
+                md5::block_api::compress(state, std::slice::from_ref(block));
+            }
+            let mut side_by_side = gather(states);
+            compress(&mut side_by_side, &blocks);
+            let states: [[u32; 4]; LANES] = std::array::from_fn(|i| lane(&side_by_side, i));
+            assert_eq!(states, expected, "seed {seed}");
+        }
+    }
+}
