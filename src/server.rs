@@ -134,16 +134,29 @@ fn refuse(stream: TcpStream, reason: &dyn std::fmt::Display) {
     let _ = stream.shutdown(std::net::Shutdown::Write);
 }
 
-/// Serves one connection of independent request lines: `respond` appends one
-/// reply line to `out` for each request. Replies go out in one write per
-/// burst of requests, when no further request is already buffered.
+/// How a connection served by [`serve_lines`] answers its requests.
+pub trait Respond {
+    /// Answers one request line: appends its reply to `out`, or queues it.
+    fn respond(&mut self, line: &[u8], out: &mut Vec<u8>);
+
+    /// Appends every queued reply to `out`, in order. Called before each
+    /// write, so a responder may do its work for a whole burst at once.
+    fn complete(&mut self, _out: &mut Vec<u8>) {}
+}
+
+impl<F: FnMut(&[u8], &mut Vec<u8>)> Respond for F {
+    fn respond(&mut self, line: &[u8], out: &mut Vec<u8>) {
+        self(line, out)
+    }
+}
+
+/// Serves one connection of independent request lines, one reply line per
+/// request. Replies go out in one write per burst of requests, when no
+/// further request is already buffered.
 ///
 /// A line over the limit gets `Error: line too long` and the connection is
 /// closed, since the rest of that line cannot be told from the next request.
-pub fn serve_lines<F>(stream: TcpStream, mut respond: F)
-where
-    F: FnMut(&[u8], &mut Vec<u8>),
-{
+pub fn serve_lines(stream: TcpStream, mut responder: impl Respond) {
     let Ok(read_half) = stream.try_clone() else {
         return;
     };
@@ -151,16 +164,20 @@ where
     let mut writer = stream;
     let mut out = Vec::with_capacity(FLUSH_AT);
     loop {
-        if !out.is_empty() && (out.len() >= FLUSH_AT || !reader.has_buffered_line()) {
-            if writer.write_all(&out).is_err() {
-                return;
+        if out.len() >= FLUSH_AT || !reader.has_buffered_line() {
+            responder.complete(&mut out);
+            if !out.is_empty() {
+                if writer.write_all(&out).is_err() {
+                    return;
+                }
+                out.clear();
             }
-            out.clear();
         }
         match reader.read_line() {
-            Ok(Some(line)) => respond(line, &mut out),
+            Ok(Some(line)) => responder.respond(line, &mut out),
             Ok(None) => break,
             Err(FrameError::TooLong) => {
+                responder.complete(&mut out);
                 wire::write_error(&mut out, &WireError::LineTooLong);
                 break;
             }
@@ -168,6 +185,7 @@ where
             Err(FrameError::Io(_)) => break,
         }
     }
+    responder.complete(&mut out);
     let _ = writer.write_all(&out);
     let _ = writer.shutdown(std::net::Shutdown::Both);
 }

@@ -17,10 +17,10 @@ use anyhow::{Context, Result};
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::cli;
-use crate::digest::{Key, Signer};
-use crate::server::{self, Allow, Gate};
+use crate::digest::{Key, Signer, sign_many};
+use crate::server::{self, Allow, Gate, Respond};
 use crate::table::Table;
-use crate::wire::{self, ChallengeRequest, DigestReply, HostReply, HostRequest};
+use crate::wire::{self, ChallengeRequest, DigestReply, HostReply, HostRequest, WireError};
 
 /// What distinguishes `tlds1` from `tlds2`.
 #[derive(Debug, Clone, Copy)]
@@ -133,13 +133,12 @@ impl Tlds {
         self.table.len()
     }
 
-    /// AS port: one challenge in, its digest (or an error) out.
-    pub fn answer_challenge(&self, line: &[u8], out: &mut Vec<u8>) {
-        match ChallengeRequest::parse(line) {
-            Ok(ChallengeRequest(challenge)) => {
-                DigestReply::Digest(self.signer.sign(challenge.as_bytes())).write_to(out)
-            }
-            Err(err) => wire::write_error(out, &err),
+    /// AS port: the replies to one connection's challenges.
+    pub fn challenge_replies(&self) -> ChallengeReplies<'_> {
+        ChallengeReplies {
+            signer: &self.signer,
+            challenges: Vec::new(),
+            queued: Vec::new(),
         }
     }
 
@@ -152,6 +151,54 @@ impl Tlds {
             },
             Err(err) => wire::write_error(out, &err),
         }
+    }
+}
+
+/// The AS port's [`Respond`]: one challenge in, its digest (or an error)
+/// out. Challenges are queued as they arrive and a whole burst is signed when
+/// its replies are about to be written, so that [`sign_many`] can sign eight
+/// side by side.
+pub struct ChallengeReplies<'t> {
+    signer: &'t Signer,
+    /// The queued challenges' bytes, end to end.
+    challenges: Vec<u8>,
+    /// Each queued request in order: where its challenge ends in
+    /// `challenges`, or why it was refused.
+    queued: Vec<Result<usize, WireError>>,
+}
+
+impl Respond for ChallengeReplies<'_> {
+    fn respond(&mut self, line: &[u8], _out: &mut Vec<u8>) {
+        let queued = ChallengeRequest::parse(line).map(|ChallengeRequest(challenge)| {
+            self.challenges.extend_from_slice(challenge.as_bytes());
+            self.challenges.len()
+        });
+        self.queued.push(queued);
+    }
+
+    fn complete(&mut self, out: &mut Vec<u8>) {
+        let mut start = 0;
+        let work: Vec<(&Signer, &[u8])> = self
+            .queued
+            .iter()
+            .filter_map(|queued| queued.as_ref().ok())
+            .map(|&end| {
+                let challenge = self.challenges.get(start..end).unwrap_or_default();
+                start = end;
+                (self.signer, challenge)
+            })
+            .collect();
+        let mut digests = Vec::with_capacity(work.len());
+        sign_many(&work, |digest| digests.push(digest));
+        let mut digests = digests.into_iter();
+        for queued in self.queued.drain(..) {
+            match queued.map(|_| digests.next()) {
+                Ok(Some(digest)) => DigestReply::Digest(digest).write_to(out),
+                Ok(None) => {}
+                Err(err) => wire::write_error(out, &err),
+            }
+        }
+        self.challenges.clear();
     }
 }
 
@@ -176,7 +223,7 @@ pub fn run(
         .name(as_role.clone())
         .spawn(move || {
             server::serve(&as_role, listeners.as_port, as_gate, allow, move |stream| {
-                server::serve_lines(stream, |line, out| signing.answer_challenge(line, out))
+                server::serve_lines(stream, signing.challenge_replies())
             })
         })
         .context("cannot start the AS-port thread")?;
@@ -186,7 +233,10 @@ pub fn run(
         listeners.client_port,
         gate,
         Allow::Anyone,
-        move |stream| server::serve_lines(stream, |line, out| tlds.answer_hostname(line, out)),
+        move |stream| {
+            let answer = |line: &[u8], out: &mut Vec<u8>| tlds.answer_hostname(line, out);
+            server::serve_lines(stream, answer)
+        },
     );
     Ok(())
 }
@@ -238,14 +288,52 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
+    /// The replies to `lines` sent in one burst.
+    fn replies_to(tlds: &Tlds, lines: &[&[u8]]) -> Vec<String> {
+        let mut replies = tlds.challenge_replies();
+        let text = reply(|out| {
+            for line in lines {
+                replies.respond(line, out);
+            }
+            replies.complete(out);
+        });
+        text.lines().map(str::to_owned).collect()
+    }
+
     #[test]
     fn signs_challenges() {
         let tlds = tlds();
         assert_eq!(
-            reply(|out| tlds.answer_challenge(b"foxtrot", out)),
-            "83cdae16a693560b34bac1f64b7cf10a\n"
+            replies_to(&tlds, &[b"foxtrot"]),
+            ["83cdae16a693560b34bac1f64b7cf10a"]
         );
-        assert!(reply(|out| tlds.answer_challenge(b"", out)).starts_with("Error: "));
+        assert!(replies_to(&tlds, &[b""])[0].starts_with("Error: "));
+    }
+
+    // A burst long enough to be signed side by side, with refusals mixed in,
+    // gets every reply in order.
+    #[test]
+    fn signs_a_burst_in_order() {
+        let tlds = tlds();
+        let lines: Vec<Vec<u8>> = (0..40)
+            .map(|i| match i % 7 {
+                3 => b"two fields".to_vec(),
+                5 => vec![b'x'; 300],
+                _ => format!("challenge{i}").into_bytes(),
+            })
+            .collect();
+        let lines: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
+        let one_at_a_time: Vec<String> = lines
+            .iter()
+            .flat_map(|line| replies_to(&tlds, &[line]))
+            .collect();
+        assert_eq!(replies_to(&tlds, &lines), one_at_a_time);
+        assert_eq!(
+            one_at_a_time[0],
+            crate::digest::hmac_md5(b"k5678", b"challenge0").to_string()
+        );
+        assert!(one_at_a_time[3].starts_with("Error: "));
+        assert!(one_at_a_time[5].starts_with("Error: "));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub use atomic_file::AtomicFile;
 
 use std::collections::{HashMap, VecDeque};
 use std::fs;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, BufWriter, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
@@ -27,7 +28,7 @@ use clap::Parser;
 
 use crate::cli;
 use crate::connection::{self, LineReader};
-use crate::digest::Signer;
+use crate::digest::{Signer, sign_many};
 use crate::query::{self, Query};
 use crate::wire::{self, AuthReply, AuthRequest, HostReply, WireError};
 
@@ -167,16 +168,72 @@ fn malformed_line(line: usize, reason: &WireError) -> String {
     format!("Error: line {line}: {reason}")
 }
 
-/// Appends the AS request for `query`, signing with a cached per-key state.
-fn write_request<'a>(signers: &mut HashMap<&'a str, Signer>, query: &Query<'a>, out: &mut Vec<u8>) {
-    let signer = signers
-        .entry(query.key)
-        .or_insert_with(|| Signer::new(query.key.as_bytes()));
-    AuthRequest {
-        challenge: query.challenge,
-        digest: signer.sign(query.challenge.as_bytes()),
+/// AS requests waiting to be signed and written. Signing waits until a
+/// batch is written so that [`sign_many`] can sign eight side by side; each
+/// distinct key's [`Signer`] is made once and kept for the run.
+#[derive(Default)]
+struct Requests<'a> {
+    /// Index into `signers` of each key seen so far.
+    keys: HashMap<&'a str, usize, BuildHasherDefault<Fnv>>,
+    signers: Vec<Signer>,
+    /// Queued requests: which signer, and the challenge.
+    queued: Vec<(usize, &'a str)>,
+}
+
+impl<'a> Requests<'a> {
+    fn push(&mut self, query: &Query<'a>) {
+        let signers = &mut self.signers;
+        let signer = *self.keys.entry(query.key).or_insert_with(|| {
+            signers.push(Signer::new(query.key.as_bytes()));
+            signers.len() - 1
+        });
+        self.queued.push((signer, query.challenge));
     }
-    .write_to(out);
+
+    fn len(&self) -> usize {
+        self.queued.len()
+    }
+
+    /// Signs every queued request and appends it to `out`, in order.
+    fn write_to(&mut self, out: &mut Vec<u8>) {
+        let queued: Vec<(&Signer, &str)> = self
+            .queued
+            .iter()
+            .filter_map(|&(signer, challenge)| Some((self.signers.get(signer)?, challenge)))
+            .collect();
+        let work: Vec<(&Signer, &[u8])> = queued
+            .iter()
+            .map(|&(signer, challenge)| (signer, challenge.as_bytes()))
+            .collect();
+        let mut challenges = queued.iter().map(|&(_, challenge)| challenge);
+        sign_many(&work, |digest| {
+            let challenge = challenges.next().unwrap_or_default();
+            AuthRequest { challenge, digest }.write_to(out);
+        });
+        self.queued.clear();
+    }
+}
+
+/// FNV-1a: keys are short and come from the user's own query file, so a
+/// simple fast hash serves better than the default DoS-resistant one.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
 }
 
 /// What the AS's reply means for one query.

@@ -3,16 +3,14 @@
 //! pipeline has nothing to overlap, and every hand-off between its threads
 //! would only add a wake-up to each query's round trips.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 
 use super::{
-    Collector, Done, Job, Results, Route, Settings, Unreachable, failed_line, malformed_line,
-    read_answer, read_route, write_request,
+    Collector, Done, Job, Requests, Results, Route, Settings, Unreachable, failed_line,
+    malformed_line, read_answer, read_route,
 };
 use crate::connection::LineReader;
-use crate::digest::Signer;
 use crate::query::Query;
 use crate::wire::HostRequest;
 
@@ -57,7 +55,7 @@ struct OneAtATime<'a> {
     as_failure: Option<String>,
     tlds: Vec<TldsLink>,
     unreachable: Unreachable,
-    signers: HashMap<&'a str, Signer>,
+    requests: Requests<'a>,
     line: Vec<u8>,
 }
 
@@ -84,7 +82,7 @@ pub(super) fn resolve<'a>(
         as_failure,
         tlds: Vec::new(),
         unreachable: Unreachable::default(),
-        signers: HashMap::new(),
+        requests: Requests::default(),
         line: Vec::new(),
     };
     for (index, job) in jobs.iter().enumerate() {
@@ -117,7 +115,8 @@ impl<'a> OneAtATime<'a> {
             }
         };
         self.line.clear();
-        write_request(&mut self.signers, query, &mut self.line);
+        self.requests.push(query);
+        self.requests.write_to(&mut self.line);
         let route = as_link
             .send(&self.line, || format!("the AS at {as_name}"))
             .and_then(|()| read_route(&mut as_link.reader, hostname, as_name));

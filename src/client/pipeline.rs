@@ -13,7 +13,6 @@
 //! Each stage writes what it has queued only when it is about to wait, so a
 //! burst of queries costs one system call per hop, not one per query.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,13 +23,15 @@ use std::thread::Scope;
 use anyhow::{Context, Result};
 
 use super::{
-    Collector, Done, Job, Pending, Results, Route, Settings, Unreachable, failed_line,
-    malformed_line, read_answer, read_route, write_request,
+    Collector, Done, Job, Pending, Requests, Results, Route, Settings, Unreachable, failed_line,
+    malformed_line, read_answer, read_route,
 };
 use crate::connection::LineReader;
-use crate::digest::Signer;
 use crate::server::FLUSH_AT;
 use crate::wire::HostRequest;
+
+/// Most requests signed and written to the AS at once (about 48 KiB).
+const MAX_QUEUED: usize = 1024;
 
 /// Counts queries in flight, so at most `--window` are. Slots are taken and
 /// given back in batches, so stages meet on this lock once per burst rather
@@ -192,7 +193,7 @@ fn send_queries<'a>(
     to_router: Sender<Vec<Pending<'a>>>,
     mut finished: Finished<'_>,
 ) {
-    let mut signers: HashMap<&str, Signer> = HashMap::new();
+    let mut requests = Requests::default();
     let mut out = Vec::with_capacity(FLUSH_AT);
     let mut sent = Vec::new();
     let mut credits = 0;
@@ -200,24 +201,27 @@ fn send_queries<'a>(
     // again makes every hop's bursts larger: fewer system calls and wake-ups
     // per query, while three quarters of the window stay in flight.
     let burst = finished.window.size / 4;
-    let mut flush =
-        |out: &mut Vec<u8>, sent: &mut Vec<Pending<'a>>, finished: &mut Finished<'_>| {
-            if !sent.is_empty() {
-                // The router outlives this stage; were it gone, the collector
-                // would report these queries as lost.
-                let _ = to_router.send(std::mem::take(sent));
-            }
-            if let Some(stream) = &mut as_writer
-                && stream.write_all(out).is_err()
-            {
-                // The router sees the broken connection and fails every query
-                // still queued for the AS.
-                let _ = stream.shutdown(Shutdown::Both);
-                as_writer = None;
-            }
-            out.clear();
-            finished.hand_over();
-        };
+    let mut flush = |requests: &mut Requests<'a>,
+                     out: &mut Vec<u8>,
+                     sent: &mut Vec<Pending<'a>>,
+                     finished: &mut Finished<'_>| {
+        requests.write_to(out);
+        if !sent.is_empty() {
+            // The router outlives this stage; were it gone, the collector
+            // would report these queries as lost.
+            let _ = to_router.send(std::mem::take(sent));
+        }
+        if let Some(stream) = &mut as_writer
+            && stream.write_all(out).is_err()
+        {
+            // The router sees the broken connection and fails every query
+            // still queued for the AS.
+            let _ = stream.shutdown(Shutdown::Both);
+            as_writer = None;
+        }
+        out.clear();
+        finished.hand_over();
+    };
     for (index, job) in jobs.iter().enumerate() {
         let query = match job {
             Job::Ask(query) => query,
@@ -227,20 +231,20 @@ fn send_queries<'a>(
             }
         };
         if credits == 0 {
-            flush(&mut out, &mut sent, &mut finished);
+            flush(&mut requests, &mut out, &mut sent, &mut finished);
             credits = finished.window.take(burst);
         }
         credits -= 1;
-        write_request(&mut signers, query, &mut out);
+        requests.push(query);
         sent.push(Pending {
             index,
             hostname: query.hostname,
         });
-        if out.len() >= FLUSH_AT {
-            flush(&mut out, &mut sent, &mut finished);
+        if requests.len() >= MAX_QUEUED {
+            flush(&mut requests, &mut out, &mut sent, &mut finished);
         }
     }
-    flush(&mut out, &mut sent, &mut finished);
+    flush(&mut requests, &mut out, &mut sent, &mut finished);
     finished.window.give_back(credits);
 }
 
