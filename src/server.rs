@@ -142,7 +142,16 @@ pub trait Respond {
     /// Appends every queued reply to `out`, in order. Called before each
     /// write, so a responder may do its work for a whole burst at once.
     fn complete(&mut self, _out: &mut Vec<u8>) {}
+
+    /// How many replies are queued: at [`MAX_QUEUED`] they are completed and
+    /// written, which bounds what one connection can make the server hold.
+    fn queued(&self) -> usize {
+        0
+    }
 }
+
+/// Most replies a [`Respond`] may hold back.
+pub const MAX_QUEUED: usize = 1024;
 
 impl<F: FnMut(&[u8], &mut Vec<u8>)> Respond for F {
     fn respond(&mut self, line: &[u8], out: &mut Vec<u8>) {
@@ -164,7 +173,8 @@ pub fn serve_lines(stream: TcpStream, mut responder: impl Respond) {
     let mut writer = stream;
     let mut out = Vec::with_capacity(FLUSH_AT);
     loop {
-        if out.len() >= FLUSH_AT || !reader.has_buffered_line() {
+        if out.len() >= FLUSH_AT || responder.queued() >= MAX_QUEUED || !reader.has_buffered_line()
+        {
             responder.complete(&mut out);
             if !out.is_empty() {
                 if writer.write_all(&out).is_err() {
@@ -188,4 +198,62 @@ pub fn serve_lines(stream: TcpStream, mut responder: impl Respond) {
     responder.complete(&mut out);
     let _ = writer.write_all(&out);
     let _ = writer.shutdown(std::net::Shutdown::Both);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+
+    /// Echoes each line, holding every reply back until asked to complete,
+    /// and remembers the most it ever held.
+    struct Holding {
+        held: Vec<Vec<u8>>,
+        most: Arc<AtomicUsize>,
+    }
+
+    impl Respond for Holding {
+        fn respond(&mut self, line: &[u8], _out: &mut Vec<u8>) {
+            self.held.push(line.to_vec());
+        }
+
+        fn complete(&mut self, out: &mut Vec<u8>) {
+            self.most.fetch_max(self.held.len(), Ordering::Relaxed);
+            for line in self.held.drain(..) {
+                out.extend_from_slice(&line);
+                out.push(b'\n');
+            }
+        }
+
+        fn queued(&self) -> usize {
+            self.held.len()
+        }
+    }
+
+    // One write of many more requests than may be held back: every reply
+    // comes back in order, and no more than MAX_QUEUED were ever held.
+    #[test]
+    fn held_back_replies_are_bounded_and_kept_in_order() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server_side, _) = listener.accept().unwrap();
+        let most = Arc::new(AtomicUsize::new(0));
+        let holding = Holding {
+            held: Vec::new(),
+            most: Arc::clone(&most),
+        };
+        let server = thread::spawn(move || serve_lines(server_side, holding));
+        let requests: String = (0..5000).map(|i| format!("{i}\n")).collect();
+        (&client).write_all(requests.as_bytes()).unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        let replies: Vec<String> = BufReader::new(&client)
+            .lines()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        server.join().unwrap();
+        assert_eq!(replies.len(), 5000);
+        assert!(replies.iter().enumerate().all(|(i, r)| *r == i.to_string()));
+        let most = most.load(Ordering::Relaxed);
+        assert!(most <= MAX_QUEUED && most > 0, "held {most}");
+    }
 }

@@ -200,6 +200,10 @@ impl Respond for ChallengeReplies<'_> {
         }
         self.challenges.clear();
     }
+
+    fn queued(&self) -> usize {
+        self.queued.len()
+    }
 }
 
 /// A TLDS's two listeners, already bound.

@@ -31,7 +31,7 @@ use crate::server::FLUSH_AT;
 use crate::wire::HostRequest;
 
 /// Most requests signed and written to the AS at once (about 48 KiB).
-const MAX_QUEUED: usize = 1024;
+const SEND_BATCH: usize = 1024;
 
 /// Counts queries in flight, so at most `--window` are. Slots are taken and
 /// given back in batches, so stages meet on this lock once per burst rather
@@ -240,7 +240,7 @@ fn send_queries<'a>(
             index,
             hostname: query.hostname,
         });
-        if requests.len() >= MAX_QUEUED {
+        if requests.len() >= SEND_BATCH {
             flush(&mut requests, &mut out, &mut sent, &mut finished);
         }
     }
