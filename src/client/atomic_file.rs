@@ -35,7 +35,10 @@ impl AtomicFile {
 
     pub fn write_line(&mut self, line: &str) -> io::Result<()> {
         match &mut self.file {
-            Some(file) => writeln!(file, "{line}"),
+            Some(file) => {
+                file.write_all(line.as_bytes())?;
+                file.write_all(b"\n")
+            }
             None => Err(io::Error::other("output already committed")),
         }
     }

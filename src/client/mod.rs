@@ -399,7 +399,8 @@ struct Output<'a> {
 
 impl Results for Output<'_> {
     fn line(&mut self, line: &str) -> io::Result<()> {
-        writeln!(self.stdout, "{line}")?;
+        self.stdout.write_all(line.as_bytes())?;
+        self.stdout.write_all(b"\n")?;
         self.file.write_line(line)
     }
 
