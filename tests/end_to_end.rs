@@ -183,7 +183,7 @@ fn every_window_gives_the_same_answers_in_input_order() {
     let (one, two) = batch_tables(count);
     let system = System::start_with(&one, "key-one\n", &two, "key-two\n", &dir);
     let (queries, expected) = batch(count);
-    for window in ["1", "7", "1024"] {
+    for window in ["1", "7", "1024", "4096"] {
         let run = run_client(&dir, system.auth.port(), &queries, &["--window", window]);
         assert!(run.status.success(), "window {window}: {}", run.stderr);
         assert_eq!(

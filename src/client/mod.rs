@@ -64,7 +64,7 @@ pub struct Args {
     pub output: PathBuf,
 
     /// Most queries in flight at once (1: strictly one at a time)
-    #[arg(long, value_name = "N", default_value_t = 1024,
+    #[arg(long, value_name = "N", default_value_t = 4096,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub window: u32,
 
