@@ -27,7 +27,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use crate::cli;
-use crate::connection::{self, LineReader};
+use crate::connection::{self, FrameError, LineReader};
 use crate::digest::{Signer, sign_many};
 use crate::query::{self, Query};
 use crate::wire::{self, AuthReply, AuthRequest, HostReply, WireError};
@@ -251,7 +251,16 @@ fn read_route<'r>(
     hostname: &str,
     as_name: &str,
 ) -> Result<Route<'r>, String> {
-    match reader.read_line() {
+    route_of(reader.read_line(), hostname, as_name)
+}
+
+/// What one read from the AS means for the query for `hostname`.
+fn route_of<'r>(
+    read: Result<Option<&'r [u8]>, FrameError>,
+    hostname: &str,
+    as_name: &str,
+) -> Result<Route<'r>, String> {
+    match read {
         Ok(Some(line)) => match AuthReply::parse(line) {
             Ok(AuthReply::Tlds { host, port }) => Ok(Route::Tlds { host, port }),
             Ok(AuthReply::NoMatch) => Ok(Route::Done {

@@ -24,7 +24,7 @@ use anyhow::{Context, Result};
 
 use super::{
     Collector, Done, Job, Pending, Requests, Results, Route, Settings, Unreachable, failed_line,
-    malformed_line, read_answer, read_route,
+    malformed_line, read_answer, route_of,
 };
 use crate::connection::LineReader;
 use crate::server::FLUSH_AT;
@@ -148,6 +148,12 @@ fn next_batch<T>(queue: &Receiver<T>, before_waiting: impl FnOnce()) -> Option<T
     }
 }
 
+/// A thread builder with a name, which shows in debuggers, profilers and
+/// panic messages.
+fn named(name: &str) -> std::thread::Builder {
+    std::thread::Builder::new().name(name.to_owned())
+}
+
 /// Runs `jobs` through the pipeline, up to `settings.window` in flight.
 pub(super) fn resolve(
     jobs: &[Job<'_>],
@@ -170,12 +176,20 @@ pub(super) fn resolve(
         let (as_reader, as_writer) = as_halves.unzip();
         {
             let finished = Finished::new(done_tx.clone(), &window);
-            scope.spawn(move || send_queries(jobs, as_writer, pending_tx, finished));
+            named("client sender")
+                .spawn_scoped(scope, move || {
+                    send_queries(jobs, as_writer, pending_tx, finished)
+                })
+                .context("cannot start the client's sender thread")?;
         }
         {
             let finished = Finished::new(done_tx.clone(), &window);
             let settings = settings.clone();
-            scope.spawn(move || route_replies(scope, as_reader, pending_rx, finished, &settings));
+            named("client router")
+                .spawn_scoped(scope, move || {
+                    route_replies(scope, as_reader, pending_rx, finished, &settings)
+                })
+                .context("cannot start the client's router thread")?;
         }
         drop(done_tx);
         while let Some(batch) = next_batch(&done_rx, || collector.idle(results)) {
@@ -248,6 +262,33 @@ fn send_queries<'a>(
     finished.window.give_back(credits);
 }
 
+/// The AS's last `<host> <port>` reply and its meaning. The AS says the same
+/// few lines over and over, so the router compares bytes instead of parsing
+/// each reply again.
+#[derive(Default)]
+struct LastRoute {
+    line: Vec<u8>,
+    host: String,
+    port: u16,
+}
+
+impl LastRoute {
+    fn route(&self) -> Route<'_> {
+        Route::Tlds {
+            host: &self.host,
+            port: self.port,
+        }
+    }
+
+    fn remember(&mut self, line: &[u8], host: &str, port: u16) {
+        self.line.clear();
+        self.line.extend_from_slice(line);
+        self.host.clear();
+        self.host.push_str(host);
+        self.port = port;
+    }
+}
+
 /// A connection to one TLDS, as the router writes to it.
 struct TldsLink<'a> {
     host: String,
@@ -291,6 +332,7 @@ fn route_replies<'scope, 'a: 'scope>(
     };
     let mut links: Vec<TldsLink<'a>> = Vec::new();
     let mut unreachable = Unreachable::default();
+    let mut last_route = LastRoute::default();
     let flush_all = |links: &mut Vec<TldsLink<'a>>, finished: &mut Finished<'_>| {
         links.iter_mut().for_each(TldsLink::flush);
         finished.hand_over();
@@ -305,7 +347,21 @@ fn route_replies<'scope, 'a: 'scope>(
             if !as_reader.has_buffered_line() {
                 flush_all(&mut links, &mut finished);
             }
-            let failure = match read_route(as_reader, waiting.hostname, &settings.as_name) {
+            let route = match as_reader.read_line() {
+                Ok(Some(line)) if line == last_route.line => Ok(last_route.route()),
+                read => {
+                    let line: &[u8] = match &read {
+                        Ok(Some(line)) => line,
+                        _ => &[],
+                    };
+                    let route = route_of(read, waiting.hostname, &settings.as_name);
+                    if let Ok(Route::Tlds { host, port }) = route {
+                        last_route.remember(line, host, port);
+                    }
+                    route
+                }
+            };
+            let failure = match route {
                 Ok(Route::Tlds { host, port }) => {
                     let link = link_for(
                         scope,
@@ -380,7 +436,11 @@ fn link_for<'l, 'scope, 'a: 'scope>(
     {
         let finished = Finished::new(finished.collector.clone(), finished.window);
         let broken = Arc::clone(&broken);
-        scope.spawn(move || read_tlds_replies(read_half, queued, finished, &broken, &name));
+        let reader = named("client reader").spawn_scoped(scope, move || {
+            read_tlds_replies(read_half, queued, finished, &broken, &name)
+        });
+        reader
+            .map_err(|err| format!("cannot start a thread for the TLDS at {host}:{port}: {err}"))?;
     }
     links.push(TldsLink {
         host: host.to_owned(),
