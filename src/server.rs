@@ -236,6 +236,9 @@ mod tests {
     fn held_back_replies_are_bounded_and_kept_in_order() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let (server_side, _) = listener.accept().unwrap();
         let most = Arc::new(AtomicUsize::new(0));
         let holding = Holding {
