@@ -4,7 +4,7 @@
 //! A [`Signer`] keeps the key-padded HMAC states computed once, so signing a
 //! challenge copies those states instead of re-deriving them from the key;
 //! [`sign_many`] signs a burst eight challenges at a time, side by side
-//! ([`lanes`]). Digests are compared with the `hmac`/`digest` crates'
+//! (`digest/lanes.rs`). Digests are compared with the `hmac`/`digest` crates'
 //! constant-time equality, so the authentication server leaks nothing about
 //! how many leading bytes matched.
 
@@ -285,7 +285,7 @@ const ONE_BLOCK: usize = BLOCK - 9;
 
 /// Signs many challenges, each under its own signer, giving `each` the
 /// digests in order. Full groups of eight short challenges are signed side
-/// by side ([`lanes`]), about two and a half times faster per digest than
+/// by side (`digest/lanes.rs`), about two and a half times faster per digest than
 /// one at a time; the rest one at a time.
 pub fn sign_many(work: &[(&Signer, &[u8])], mut each: impl FnMut(Digest)) {
     for group in work.chunks(lanes::LANES) {

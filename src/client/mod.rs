@@ -3,8 +3,8 @@
 //! order, to stdout and (atomically) to the output file.
 //!
 //! With `--window 1` each query is resolved start to finish before the next
-//! ([`one_at_a_time`]); with a wider window a pipeline of threads keeps many
-//! queries in flight on every hop ([`pipeline`]). Both share the helpers
+//! (`one_at_a_time.rs`); with a wider window a pipeline of threads keeps many
+//! queries in flight on every hop (`pipeline.rs`). Both share the helpers
 //! here, which read each reply and decide what it means for its query, so the
 //! two paths cannot disagree on a result line.
 
