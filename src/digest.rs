@@ -287,19 +287,19 @@ const ONE_BLOCK: usize = BLOCK - 9;
 /// digests in order. Full groups of eight short challenges are signed side
 /// by side (`digest/lanes.rs`), about two and a half times faster per digest than
 /// one at a time; the rest one at a time.
-pub fn sign_many(work: &[(&Signer, &[u8])], mut each: impl FnMut(Digest)) {
+pub fn sign_many<C: AsRef<[u8]>>(work: &[(&Signer, C)], mut each: impl FnMut(Digest)) {
     for group in work.chunks(lanes::LANES) {
+        let short = |(_, challenge): &(&Signer, C)| challenge.as_ref().len() <= ONE_BLOCK;
         match <&[_; lanes::LANES]>::try_from(group) {
-            Ok(full)
-                if full
-                    .iter()
-                    .all(|(_, challenge)| challenge.len() <= ONE_BLOCK) =>
-            {
-                sign_side_by_side(full).into_iter().for_each(&mut each);
+            Ok(full) if full.iter().all(short) => {
+                let full = full
+                    .each_ref()
+                    .map(|(signer, challenge)| (*signer, challenge.as_ref()));
+                sign_side_by_side(&full).into_iter().for_each(&mut each);
             }
             _ => group
                 .iter()
-                .for_each(|(signer, challenge)| each(signer.sign(challenge))),
+                .for_each(|(signer, challenge)| each(signer.sign(challenge.as_ref()))),
         }
     }
 }

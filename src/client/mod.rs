@@ -196,16 +196,12 @@ impl<'a> Requests<'a> {
 
     /// Signs every queued request and appends it to `out`, in order.
     fn write_to(&mut self, out: &mut Vec<u8>) {
-        let queued: Vec<(&Signer, &str)> = self
+        let work: Vec<(&Signer, &str)> = self
             .queued
             .iter()
             .filter_map(|&(signer, challenge)| Some((self.signers.get(signer)?, challenge)))
             .collect();
-        let work: Vec<(&Signer, &[u8])> = queued
-            .iter()
-            .map(|&(signer, challenge)| (signer, challenge.as_bytes()))
-            .collect();
-        let mut challenges = queued.iter().map(|&(_, challenge)| challenge);
+        let mut challenges = work.iter().map(|&(_, challenge)| challenge);
         sign_many(&work, |digest| {
             let challenge = challenges.next().unwrap_or_default();
             AuthRequest { challenge, digest }.write_to(out);
