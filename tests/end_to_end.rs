@@ -315,6 +315,31 @@ fn only_the_named_tlds_sees_the_hostname(window: &str) {
     let _ = other_port;
 }
 
+// An empty reply is not a route, on either client path (the pipeline keeps
+// the meaning of the AS's last reply line, which must not start out as an
+// empty one).
+#[test]
+fn an_empty_reply_from_the_as_is_a_bad_reply() {
+    for window in ["1", "8"] {
+        let dir = scratch_dir("empty-as-reply");
+        let (as_port, _) = fake_server(|_| String::new());
+        let run = run_client(
+            &dir,
+            as_port,
+            "k5678 foxtrot a.example\n",
+            &["--window", window],
+        );
+        assert!(!run.status.success(), "window {window}: {run:?}");
+        let output = run.output.unwrap();
+        assert_eq!(output.len(), 1, "window {window}");
+        assert!(
+            output[0].starts_with("a.example - Error:bad reply from the AS"),
+            "window {window}: {}",
+            output[0]
+        );
+    }
+}
+
 #[test]
 fn servers_answer_bad_requests_and_keep_serving_the_connection() {
     let dir = scratch_dir("bad-requests");

@@ -265,7 +265,6 @@ fn send_queries<'a>(
 /// The AS's last `<host> <port>` reply and its meaning. The AS says the same
 /// few lines over and over, so the router compares bytes instead of parsing
 /// each reply again.
-#[derive(Default)]
 struct LastRoute {
     line: Vec<u8>,
     host: String,
@@ -280,12 +279,12 @@ impl LastRoute {
         }
     }
 
-    fn remember(&mut self, line: &[u8], host: &str, port: u16) {
-        self.line.clear();
-        self.line.extend_from_slice(line);
-        self.host.clear();
-        self.host.push_str(host);
-        self.port = port;
+    fn new(line: &[u8], host: &str, port: u16) -> LastRoute {
+        LastRoute {
+            line: line.to_vec(),
+            host: host.to_owned(),
+            port,
+        }
     }
 }
 
@@ -332,7 +331,8 @@ fn route_replies<'scope, 'a: 'scope>(
     };
     let mut links: Vec<TldsLink<'a>> = Vec::new();
     let mut unreachable = Unreachable::default();
-    let mut last_route = LastRoute::default();
+    // None until the AS has named a TLDS: no line means anything before that.
+    let mut last_route: Option<LastRoute> = None;
     let flush_all = |links: &mut Vec<TldsLink<'a>>, finished: &mut Finished<'_>| {
         links.iter_mut().for_each(TldsLink::flush);
         finished.hand_over();
@@ -347,16 +347,16 @@ fn route_replies<'scope, 'a: 'scope>(
             if !as_reader.has_buffered_line() {
                 flush_all(&mut links, &mut finished);
             }
-            let route = match as_reader.read_line() {
-                Ok(Some(line)) if line == last_route.line => Ok(last_route.route()),
-                read => {
+            let route = match (as_reader.read_line(), &last_route) {
+                (Ok(Some(line)), Some(last)) if last.line == line => Ok(last.route()),
+                (read, _) => {
                     let line: &[u8] = match &read {
                         Ok(Some(line)) => line,
                         _ => &[],
                     };
                     let route = route_of(read, waiting.hostname, &settings.as_name);
                     if let Ok(Route::Tlds { host, port }) = route {
-                        last_route.remember(line, host, port);
+                        last_route = Some(LastRoute::new(line, host, port));
                     }
                     route
                 }
