@@ -262,16 +262,16 @@ fn send_queries<'a>(
     finished.window.give_back(credits);
 }
 
-/// The AS's last `<host> <port>` reply and its meaning. The AS says the same
-/// few lines over and over, so the router compares bytes instead of parsing
-/// each reply again.
-struct LastRoute {
+/// An AS `<host> <port>` reply already seen, and its meaning. The AS only
+/// ever names one of its two TLDS servers, so the router keeps the few lines
+/// it has seen and compares bytes instead of parsing each reply again.
+struct KnownRoute {
     line: Vec<u8>,
     host: String,
     port: u16,
 }
 
-impl LastRoute {
+impl KnownRoute {
     fn route(&self) -> Route<'_> {
         Route::Tlds {
             host: &self.host,
@@ -279,14 +279,17 @@ impl LastRoute {
         }
     }
 
-    fn new(line: &[u8], host: &str, port: u16) -> LastRoute {
-        LastRoute {
+    fn new(line: &[u8], host: &str, port: u16) -> KnownRoute {
+        KnownRoute {
             line: line.to_vec(),
             host: host.to_owned(),
             port,
         }
     }
 }
+
+/// Most AS replies the router remembers (an AS names two TLDS servers).
+const MAX_KNOWN_ROUTES: usize = 8;
 
 /// A connection to one TLDS, as the router writes to it.
 struct TldsLink<'a> {
@@ -331,8 +334,7 @@ fn route_replies<'scope, 'a: 'scope>(
     };
     let mut links: Vec<TldsLink<'a>> = Vec::new();
     let mut unreachable = Unreachable::default();
-    // None until the AS has named a TLDS: no line means anything before that.
-    let mut last_route: Option<LastRoute> = None;
+    let mut known_routes: Vec<KnownRoute> = Vec::new();
     let flush_all = |links: &mut Vec<TldsLink<'a>>, finished: &mut Finished<'_>| {
         links.iter_mut().for_each(TldsLink::flush);
         finished.hand_over();
@@ -347,16 +349,23 @@ fn route_replies<'scope, 'a: 'scope>(
             if !as_reader.has_buffered_line() {
                 flush_all(&mut links, &mut finished);
             }
-            let route = match (as_reader.read_line(), &last_route) {
-                (Ok(Some(line)), Some(last)) if last.line == line => Ok(last.route()),
-                (read, _) => {
+            let read = as_reader.read_line();
+            let known = match &read {
+                Ok(Some(line)) => known_routes.iter().find(|known| known.line == *line),
+                _ => None,
+            };
+            let route = match known {
+                Some(known) => Ok(known.route()),
+                None => {
                     let line: &[u8] = match &read {
                         Ok(Some(line)) => line,
                         _ => &[],
                     };
                     let route = route_of(read, waiting.hostname, &settings.as_name);
-                    if let Ok(Route::Tlds { host, port }) = route {
-                        last_route = Some(LastRoute::new(line, host, port));
+                    if let Ok(Route::Tlds { host, port }) = route
+                        && known_routes.len() < MAX_KNOWN_ROUTES
+                    {
+                        known_routes.push(KnownRoute::new(line, host, port));
                     }
                     route
                 }
