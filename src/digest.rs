@@ -334,33 +334,35 @@ fn md5_finish(mut state: [u32; 4], absorbed: usize, rest: &[u8]) -> [u8; DIGEST_
 fn final_blocks(tail: &[u8], length: usize) -> ([[u8; BLOCK]; 2], usize) {
     let mut last = [[0u8; BLOCK]; 2];
     let used = if tail.len() <= ONE_BLOCK { 1 } else { 2 };
-    let flat = last.as_flattened_mut();
-    let padding = tail.iter().chain(&[0x80]);
-    flat.iter_mut()
-        .zip(padding)
-        .for_each(|(slot, byte)| *slot = *byte);
-    if let Some(bits) = last
-        .get_mut(used - 1)
-        .and_then(|block| block.last_chunk_mut())
-    {
-        *bits = (length as u64).wrapping_mul(8).to_le_bytes();
-    }
+    pad(
+        last.as_flattened_mut()
+            .get_mut(..used * BLOCK)
+            .unwrap_or_default(),
+        tail,
+        length,
+    );
     (last, used)
 }
 
 /// [`final_blocks`] for a tail of at most [`ONE_BLOCK`] bytes.
 fn final_block(tail: &[u8], length: usize) -> [u8; BLOCK] {
     let mut block = [0u8; BLOCK];
-    if let Some(start) = block.get_mut(..tail.len()) {
+    pad(&mut block, tail, length);
+    block
+}
+
+/// Writes MD5's padding into zeroed `blocks`: the tail, 0x80, and the length
+/// in bits in the last 8 bytes.
+fn pad(blocks: &mut [u8], tail: &[u8], length: usize) {
+    if let Some(start) = blocks.get_mut(..tail.len()) {
         start.copy_from_slice(tail);
     }
-    if let Some(marker) = block.get_mut(tail.len()) {
+    if let Some(marker) = blocks.get_mut(tail.len()) {
         *marker = 0x80;
     }
-    if let Some(bits) = block.last_chunk_mut() {
+    if let Some(bits) = blocks.last_chunk_mut() {
         *bits = (length as u64).wrapping_mul(8).to_le_bytes();
     }
-    block
 }
 
 /// An MD5 state's digest: its words, little-endian.
