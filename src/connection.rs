@@ -1,21 +1,22 @@
-//! Framing: the one place that turns a byte stream into lines, and that opens
-//! outgoing connections.
+//! Connections: the one place that turns a byte stream into lines, queues
+//! outgoing lines, and decides when to send them.
 //!
 //! [`LineReader`] reads in large chunks so a burst of pipelined requests costs
 //! one system call, hands out one line at a time without copying, and never
 //! holds more than [`MAX_LINE`] bytes of an unfinished line: a peer cannot make
-//! it buffer without bound. [`LineReader::has_buffered_line`] tells callers
-//! whether the next line is already here, which is how every hop decides to
-//! flush its replies only when its input runs dry.
+//! it buffer without bound. [`Writer`] queues outgoing lines and sends them in
+//! one write. [`Connection`] is the two halves of one socket; its
+//! [`Connection::serve`] is the request/reply loop every server port runs, so
+//! the flush rule (send when the input runs dry, when [`FLUSH_AT`] bytes are
+//! queued, or when [`MAX_QUEUED`] replies are held back) exists once.
 
 use std::fmt;
-use std::io::{self, Read};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use crate::scan;
-use crate::wire::MAX_LINE;
-
+use crate::wire::{self, MAX_LINE, WireError};
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Why no line could be read.
@@ -142,12 +143,172 @@ impl<R: Read> LineReader<R> {
             self.scanned = 0;
             // The line's bytes are still in place; only the indices moved.
         }
-        let line = self.buf.get(from..to).unwrap_or_default();
+        let line = self
+            .buf
+            .get(from..to)
+            .expect("a line lies within the bytes read so far");
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.len() > MAX_LINE {
             return Err(FrameError::TooLong);
         }
         Ok(Some(line))
+    }
+}
+
+/// Outgoing lines, queued and sent in one write.
+pub struct Writer {
+    stream: TcpStream,
+    out: Vec<u8>,
+}
+
+/// Lines are sent once this much is queued even if more are coming, so a
+/// peer that pipelines without reading cannot grow our buffer.
+pub const FLUSH_AT: usize = 64 * 1024;
+
+impl Writer {
+    pub fn new(stream: TcpStream) -> Writer {
+        Writer {
+            stream,
+            out: Vec::with_capacity(FLUSH_AT),
+        }
+    }
+
+    /// Where to append the next outgoing lines.
+    pub fn queue(&mut self) -> &mut Vec<u8> {
+        &mut self.out
+    }
+
+    /// True when enough is queued that it should go out now.
+    pub fn is_full(&self) -> bool {
+        self.out.len() >= FLUSH_AT
+    }
+
+    /// Sends everything queued.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let written = self.stream.write_all(&self.out);
+        self.out.clear();
+        written
+    }
+
+    /// Closes both directions, so a thread reading the other half wakes up.
+    pub fn close(&self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+}
+
+/// How a connection served by [`Connection::serve`] answers its requests.
+pub trait Respond {
+    /// Answers one request line: appends its reply to `out`, or queues it.
+    fn respond(&mut self, line: &[u8], out: &mut Vec<u8>);
+
+    /// Appends every queued reply to `out`, in order. Called before each
+    /// write, so a responder may do its work for a whole burst at once.
+    fn complete(&mut self, _out: &mut Vec<u8>) {}
+
+    /// How many replies are queued: at [`MAX_QUEUED`] they are completed and
+    /// written, which bounds what one connection can make the server hold.
+    fn queued(&self) -> usize {
+        0
+    }
+}
+
+/// Most replies a [`Respond`] may hold back.
+pub const MAX_QUEUED: usize = 1024;
+
+impl<F: FnMut(&[u8], &mut Vec<u8>)> Respond for F {
+    fn respond(&mut self, line: &[u8], out: &mut Vec<u8>) {
+        self(line, out)
+    }
+}
+
+/// Both halves of one socket: lines in, lines out.
+pub struct Connection {
+    reader: LineReader<TcpStream>,
+    writer: Writer,
+}
+
+impl Connection {
+    pub fn new(stream: TcpStream) -> io::Result<Connection> {
+        let read_half = stream.try_clone()?;
+        Ok(Connection {
+            reader: LineReader::new(read_half),
+            writer: Writer::new(stream),
+        })
+    }
+
+    /// The halves, for a caller that reads on one thread and writes on another.
+    pub fn split(self) -> (LineReader<TcpStream>, Writer) {
+        (self.reader, self.writer)
+    }
+
+    pub fn reader(&mut self) -> &mut LineReader<TcpStream> {
+        &mut self.reader
+    }
+
+    pub fn writer(&mut self) -> &mut Writer {
+        &mut self.writer
+    }
+
+    /// Closes both directions.
+    pub fn close(&self) {
+        self.writer.close();
+    }
+
+    /// Sends whatever `write` appends (one request), then reads one reply.
+    pub fn request(
+        &mut self,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<Option<&[u8]>, FrameError> {
+        write(self.writer.queue());
+        if let Err(err) = self.writer.flush() {
+            self.writer.close();
+            return Err(FrameError::Io(err));
+        }
+        self.reader.read_line()
+    }
+
+    /// Serves independent request lines, one reply line each, until the peer
+    /// closes, idles out or misbehaves. Replies go out in one write per burst
+    /// of requests, when no further request is already buffered.
+    ///
+    /// A line over the limit gets `Error: line too long` and the connection
+    /// is closed, since the rest of that line cannot be told from the next
+    /// request.
+    pub fn serve(self, mut responder: impl Respond) {
+        let Connection {
+            mut reader,
+            mut writer,
+        } = self;
+        loop {
+            if writer.is_full() || responder.queued() >= MAX_QUEUED || !reader.has_buffered_line()
+            {
+                responder.complete(writer.queue());
+                if writer.flush().is_err() {
+                    return;
+                }
+            }
+            match reader.read_line() {
+                Ok(Some(line)) => responder.respond(line, writer.queue()),
+                Ok(None) => break,
+                Err(FrameError::TooLong) => {
+                    responder.complete(writer.queue());
+                    wire::write_error(writer.queue(), &WireError::LineTooLong);
+                    break;
+                }
+                // Idle timeout, reset, or any other read failure: this peer is done.
+                Err(FrameError::Io(_)) => break,
+            }
+        }
+        responder.complete(writer.queue());
+        let _ = writer.flush();
+        writer.close();
     }
 }
 
@@ -173,6 +334,11 @@ pub fn connect(addrs: &[SocketAddr], timeout: Duration) -> io::Result<TcpStream>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::thread;
 
     /// A reader that hands out its data in fixed-size pieces, like a socket.
     struct Trickle<'a> {
@@ -256,5 +422,61 @@ mod tests {
         assert!(!reader.has_buffered_line());
         assert_eq!(reader.read_line().unwrap(), Some(&b"c"[..]));
         assert_eq!(reader.read_line().unwrap(), None);
+    }
+
+    /// Echoes each line, holding every reply back until asked to complete,
+    /// and remembers the most it ever held.
+    struct Holding {
+        held: Vec<Vec<u8>>,
+        most: Arc<AtomicUsize>,
+    }
+
+    impl Respond for Holding {
+        fn respond(&mut self, line: &[u8], _out: &mut Vec<u8>) {
+            self.held.push(line.to_vec());
+        }
+
+        fn complete(&mut self, out: &mut Vec<u8>) {
+            self.most.fetch_max(self.held.len(), Ordering::Relaxed);
+            for line in self.held.drain(..) {
+                out.extend_from_slice(&line);
+                out.push(b'\n');
+            }
+        }
+
+        fn queued(&self) -> usize {
+            self.held.len()
+        }
+    }
+
+    // One write of many more requests than may be held back: every reply
+    // comes back in order, and no more than MAX_QUEUED were ever held.
+    #[test]
+    fn held_back_replies_are_bounded_and_kept_in_order() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let (server_side, _) = listener.accept().unwrap();
+        let most = Arc::new(AtomicUsize::new(0));
+        let holding = Holding {
+            held: Vec::new(),
+            most: Arc::clone(&most),
+        };
+        let connection = Connection::new(server_side).unwrap();
+        let server = thread::spawn(move || connection.serve(holding));
+        let requests: String = (0..5000).map(|i| format!("{i}\n")).collect();
+        (&client).write_all(requests.as_bytes()).unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        let replies: Vec<String> = BufReader::new(&client)
+            .lines()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        server.join().unwrap();
+        assert_eq!(replies.len(), 5000);
+        assert!(replies.iter().enumerate().all(|(i, r)| *r == i.to_string()));
+        let most = most.load(Ordering::Relaxed);
+        assert!(most <= MAX_QUEUED && most > 0, "held {most}");
     }
 }

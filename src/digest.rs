@@ -143,7 +143,7 @@ pub struct HexDigest([u8; DIGEST_HEX_LEN]);
 impl HexDigest {
     pub fn as_str(&self) -> &str {
         // Only hex::encode_to_slice writes these bytes, and it writes ASCII.
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        std::str::from_utf8(&self.0).expect("hex digits are ASCII")
     }
 }
 
@@ -323,7 +323,10 @@ fn md5_finish(mut state: [u32; 4], absorbed: usize, rest: &[u8]) -> [u8; DIGEST_
     let (blocks, tail) = rest.as_chunks::<BLOCK>();
     compress(&mut state, blocks);
     let (last, used) = final_blocks(tail, absorbed + rest.len());
-    compress(&mut state, last.get(..used).unwrap_or_default());
+    compress(
+        &mut state,
+        last.get(..used).expect("final_blocks uses one or two blocks"),
+    );
     digest_of(state)
 }
 
@@ -337,7 +340,7 @@ fn final_blocks(tail: &[u8], length: usize) -> ([[u8; BLOCK]; 2], usize) {
     pad(
         last.as_flattened_mut()
             .get_mut(..used * BLOCK)
-            .unwrap_or_default(),
+            .expect("one or two blocks fit in two"),
         tail,
         length,
     );

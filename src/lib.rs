@@ -16,7 +16,6 @@
 //! - [`cli`]: what the command lines share (binding, resolving, exit codes).
 
 pub mod auth_server;
-pub mod cli;
 pub mod client;
 pub mod connection;
 pub mod digest;

@@ -1,6 +1,8 @@
 //! The client's query file: one `key challenge hostname` per line, separated
 //! by spaces or tabs; blank lines and `#` comments are skipped.
 
+use std::io::{self, BufRead};
+
 use crate::wire::{self, WireError};
 
 /// One query line, borrowed from the file's text.
@@ -28,14 +30,100 @@ pub fn parse_line(raw: &[u8]) -> Result<Option<Query<'_>>, WireError> {
     }))
 }
 
-/// Splits a query file into numbered lines (1-based) and parses each.
-pub fn parse_file(
-    bytes: &[u8],
-) -> impl Iterator<Item = (usize, Result<Option<Query<'_>>, WireError>)> {
-    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-    body.split(|&b| b == b'\n')
-        .enumerate()
-        .map(|(index, raw)| (index + 1, parse_line(raw)))
+/// A blank or comment line, which is no job at all.
+fn skipped(raw: &[u8]) -> bool {
+    // Most lines are queries, and start with a key: only a line that
+    // starts (after spaces and tabs) with `#`, `\r` or nothing is parsed
+    // here to be sure.
+    let first = raw.iter().find(|&&byte| byte != b' ' && byte != b'\t');
+    matches!(first, None | Some(b'#' | b'\r')) && matches!(parse_line(raw), Ok(None))
+}
+
+/// One line of a query file, as the client sees it.
+#[derive(Debug)]
+pub enum Job<'a> {
+    Ask(Query<'a>),
+    /// Line `line` (1-based) is not a query.
+    Malformed { line: usize, reason: WireError },
+}
+
+/// Reads a query file a line at a time, so a client's memory does not grow
+/// with the number of queries.
+pub struct QueryLines<R> {
+    input: R,
+    /// The current line's bytes, reused from line to line.
+    line: Vec<u8>,
+    number: usize,
+    /// Malformed lines read ahead by [`QueryLines::has_query`], and whether
+    /// `line` holds a query it found.
+    ahead: std::collections::VecDeque<(usize, WireError)>,
+    query_ahead: bool,
+}
+
+impl<R: BufRead> QueryLines<R> {
+    pub fn new(input: R) -> QueryLines<R> {
+        QueryLines {
+            input,
+            line: Vec::new(),
+            number: 0,
+            ahead: std::collections::VecDeque::new(),
+            query_ahead: false,
+        }
+    }
+
+    /// Whether any query lies ahead, reading as far as the first one. The
+    /// lines it passes over are still given out by [`QueryLines::next_job`].
+    pub fn has_query(&mut self) -> io::Result<bool> {
+        while !self.query_ahead {
+            if !self.read_line()? {
+                return Ok(false);
+            }
+            match parse_line(&self.line) {
+                Ok(Some(_)) => self.query_ahead = true,
+                Ok(None) => {}
+                Err(reason) => self.ahead.push_back((self.number, reason)),
+            }
+        }
+        Ok(true)
+    }
+
+    /// The next query or malformed line; `None` at the end of the file.
+    pub fn next_job(&mut self) -> io::Result<Option<Job<'_>>> {
+        if let Some((line, reason)) = self.ahead.pop_front() {
+            return Ok(Some(Job::Malformed { line, reason }));
+        }
+        if !std::mem::take(&mut self.query_ahead) {
+            loop {
+                if !self.read_line()? {
+                    return Ok(None);
+                }
+                if !skipped(&self.line) {
+                    break;
+                }
+            }
+        }
+        Ok(Some(match parse_line(&self.line) {
+            Ok(Some(query)) => Job::Ask(query),
+            Ok(None) => unreachable!("skipped lines were passed over above"),
+            Err(reason) => Job::Malformed {
+                line: self.number,
+                reason,
+            },
+        }))
+    }
+
+    /// Reads the next line into `line`, without its `\n`; false at the end.
+    fn read_line(&mut self) -> io::Result<bool> {
+        self.line.clear();
+        if self.input.read_until(b'\n', &mut self.line)? == 0 {
+            return Ok(false);
+        }
+        if self.line.last() == Some(&b'\n') {
+            self.line.pop();
+        }
+        self.number += 1;
+        Ok(true)
+    }
 }
 
 #[cfg(test)]
@@ -74,12 +162,41 @@ mod tests {
         assert_eq!(parse_line(b"k c h\xff"), Err(WireError::NotUtf8));
     }
 
+    fn jobs(text: &[u8]) -> Vec<String> {
+        let mut lines = QueryLines::new(text);
+        let mut out = Vec::new();
+        while let Some(job) = lines.next_job().unwrap() {
+            out.push(match job {
+                Job::Ask(query) => query.hostname.to_owned(),
+                Job::Malformed { line, .. } => format!("bad {line}"),
+            });
+        }
+        out
+    }
+
     #[test]
     fn numbers_lines_from_one_and_tolerates_a_missing_final_newline() {
-        let numbered: Vec<_> = parse_file(b"# c\nk c h\n\nk2 c2 h2")
-            .filter_map(|(n, q)| q.ok().flatten().map(|q| (n, q.hostname)))
-            .collect();
-        assert_eq!(numbered, [(2, "h"), (4, "h2")]);
-        assert_eq!(parse_file(b"k c h\n").count(), 1);
+        assert_eq!(jobs(b"# c\nk c h\n\nk2 c2 h2"), ["h", "h2"]);
+        assert_eq!(jobs(b"k c h\nbad\r\n\n\nk c h3\n"), ["h", "bad 2", "h3"]);
+        assert_eq!(jobs(b""), Vec::<String>::new());
+    }
+
+    #[test]
+    fn looking_ahead_for_a_query_loses_no_line() {
+        let mut lines = QueryLines::new(&b"bad\n# c\nworse line\nk c h\nk c h2\n"[..]);
+        assert!(lines.has_query().unwrap());
+        assert!(lines.has_query().unwrap());
+        let mut seen = Vec::new();
+        while let Some(job) = lines.next_job().unwrap() {
+            seen.push(match job {
+                Job::Ask(query) => query.hostname.to_owned(),
+                Job::Malformed { line, .. } => format!("bad {line}"),
+            });
+        }
+        assert_eq!(seen, ["bad 1", "bad 3", "h", "h2"]);
+        let mut none = QueryLines::new(&b"bad\n\n"[..]);
+        assert!(!none.has_query().unwrap());
+        assert!(matches!(none.next_job().unwrap(), Some(Job::Malformed { line: 1, .. })));
+        assert!(none.next_job().unwrap().is_none());
     }
 }

@@ -1,32 +1,89 @@
 //! Accepting connections: one thread per connection, under a connection
-//! limit, an idle timeout and an optional allow-list of peer addresses.
+//! limit, an idle timeout and an optional allow-list of peer addresses, until
+//! told to stop.
 //!
-//! Both server roles use [`serve`]; the simple request/reply role (TLDS) also
-//! uses [`serve_lines`], the pipelined line loop. Keeping these here means a
-//! slow, silent or hostile peer is handled the same way on every port.
+//! Every server port runs [`serve`], so a slow, silent or hostile peer is
+//! handled the same way everywhere. A [`Stopper`] ends every listener of one
+//! process: each stops accepting, open connections have their input closed
+//! (so requests already read are still answered), and [`serve`] returns once
+//! they are done or [`GRACE`] has passed.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::connection::{FrameError, LineReader};
-use crate::wire::{self, WireError};
+use crate::connection::Connection;
+use crate::wire;
 
-/// Replies are sent once this much is queued even if more requests wait,
-/// so a peer that pipelines without reading cannot grow our buffer.
-pub const FLUSH_AT: usize = 64 * 1024;
+/// How long a stopping server waits for its connections to finish.
+pub const GRACE: Duration = Duration::from_secs(2);
 
 const CONNECTION_STACK: usize = 256 * 1024;
 
-/// Limits shared by every listener of one server process.
+/// Tells every listener of one process to stop. Clones share one state.
+#[derive(Debug, Clone, Default)]
+pub struct Stopper(Arc<StopState>);
+
+#[derive(Debug, Default)]
+struct StopState {
+    stopping: AtomicBool,
+    /// Where each running listener can be reached, to wake its `accept`.
+    listeners: Mutex<Vec<SocketAddr>>,
+}
+
+impl Stopper {
+    pub fn new() -> Stopper {
+        Stopper::default()
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.0.stopping.load(Ordering::Acquire)
+    }
+
+    /// Asks every listener to stop; returns at once.
+    pub fn stop(&self) {
+        self.0.stopping.store(true, Ordering::Release);
+        let listeners = lock(&self.0.listeners).clone();
+        for addr in listeners {
+            // A blocked `accept` cannot be interrupted in std; a connection
+            // of our own wakes it, and it then sees the flag.
+            let _ = TcpStream::connect_timeout(&reachable(addr), Duration::from_millis(200));
+        }
+    }
+
+    fn register(&self, addr: SocketAddr) {
+        lock(&self.0.listeners).push(addr);
+    }
+}
+
+/// The address to connect to for a listener bound to `addr`: a wildcard
+/// bind is reached on loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, addr.port()).into(),
+        IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, addr.port()).into(),
+        _ => addr,
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere leaves plain bookkeeping behind, still usable.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Limits shared by every listener of one server process, and the
+/// connections it has open.
 #[derive(Debug)]
 pub struct Gate {
     pub max_connections: usize,
     pub idle_timeout: Duration,
-    open: AtomicUsize,
+    open: Mutex<HashMap<u64, TcpStream>>,
+    closed: Condvar,
+    next_id: AtomicU64,
 }
 
 impl Gate {
@@ -34,27 +91,65 @@ impl Gate {
         Arc::new(Gate {
             max_connections,
             idle_timeout,
-            open: AtomicUsize::new(0),
+            open: Mutex::new(HashMap::new()),
+            closed: Condvar::new(),
+            next_id: AtomicU64::new(0),
         })
     }
 
-    fn try_enter(self: &Arc<Self>) -> Option<Permit> {
-        let admitted = self
-            .open
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
-                (open < self.max_connections).then_some(open + 1)
-            })
-            .is_ok();
-        admitted.then(|| Permit(Arc::clone(self)))
+    /// Connections open right now.
+    pub fn open_connections(&self) -> usize {
+        lock(&self.open).len()
+    }
+
+    fn try_enter(self: &Arc<Self>, stream: &TcpStream) -> Option<Permit> {
+        let mut open = lock(&self.open);
+        if open.len() >= self.max_connections {
+            return None;
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // Without a handle to close it by, a stopping server could only
+        // wait for this connection to idle out.
+        let handle = stream.try_clone().ok()?;
+        open.insert(id, handle);
+        Some(Permit {
+            gate: Arc::clone(self),
+            id,
+        })
+    }
+
+    /// Closes the input of every open connection, then waits until they are
+    /// done or `grace` has passed.
+    fn drain(&self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        let mut open = lock(&self.open);
+        for stream in open.values() {
+            let _ = stream.shutdown(std::net::Shutdown::Read);
+        }
+        while !open.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            open = self
+                .closed
+                .wait_timeout(open, left)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
     }
 }
 
 /// One admitted connection; dropping it frees the slot.
-struct Permit(Arc<Gate>);
+struct Permit {
+    gate: Arc<Gate>,
+    id: u64,
+}
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::AcqRel);
+        lock(&self.gate.open).remove(&self.id);
+        self.gate.closed.notify_all();
     }
 }
 
@@ -75,14 +170,26 @@ impl Allow {
     }
 }
 
-/// Accepts connections forever, running `handle` on a thread of its own for
-/// each one admitted. `role` names the listener in log lines.
-pub fn serve<F>(role: &str, listener: TcpListener, gate: Arc<Gate>, allow: Allow, handle: F)
+/// One port of a server: what it is called in log lines, and who may use it.
+#[derive(Debug, Clone)]
+pub struct Port {
+    pub role: String,
+    pub allow: Allow,
+}
+
+/// Accepts connections on `listener` until `stopper` says stop, running
+/// `handle` on a thread of its own for each one admitted. Returns once the
+/// listener has stopped; [`finish`] then winds the connections down.
+pub fn serve<F>(port: &Port, listener: TcpListener, gate: &Arc<Gate>, stopper: &Stopper, handle: F)
 where
-    F: Fn(TcpStream) + Send + Sync + 'static,
+    F: Fn(Connection) + Send + Sync + 'static,
 {
     let handle = Arc::new(handle);
-    loop {
+    if let Ok(addr) = listener.local_addr() {
+        stopper.register(addr);
+    }
+    let role = &port.role;
+    while !stopper.is_stopping() {
         let (stream, peer) = match listener.accept() {
             Ok(accepted) => accepted,
             Err(err) => {
@@ -93,24 +200,27 @@ where
                 continue;
             }
         };
-        if !allow.admits(&peer) {
+        if stopper.is_stopping() {
+            break;
+        }
+        if !port.allow.admits(&peer) {
             eprintln!("{role}: refused {peer}: not in --as-allow");
             refuse(stream, &"not allowed");
             continue;
         }
-        let Some(permit) = gate.try_enter() else {
+        let Some(permit) = gate.try_enter(&stream) else {
             refuse(stream, &"server busy");
             continue;
         };
-        if configure(&stream, gate.idle_timeout).is_err() {
+        let Ok(connection) = configure(stream, gate.idle_timeout) else {
             continue;
-        }
+        };
         let handle = Arc::clone(&handle);
         let spawned = thread::Builder::new()
             .stack_size(CONNECTION_STACK)
             .spawn(move || {
                 let _permit = permit;
-                handle(stream);
+                handle(connection);
             });
         if let Err(err) = spawned {
             eprintln!("{role}: cannot start a thread for {peer}: {err}");
@@ -118,10 +228,17 @@ where
     }
 }
 
-fn configure(stream: &TcpStream, idle_timeout: Duration) -> io::Result<()> {
+/// After every listener of `gate` has stopped: lets the open connections
+/// answer what they have read, for at most [`GRACE`].
+pub fn finish(gate: &Gate) {
+    gate.drain(GRACE);
+}
+
+fn configure(stream: TcpStream, idle_timeout: Duration) -> io::Result<Connection> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(idle_timeout))?;
-    stream.set_write_timeout(Some(idle_timeout))
+    stream.set_write_timeout(Some(idle_timeout))?;
+    Connection::new(stream)
 }
 
 /// Tells a peer why it is not served, then closes. The write goes into an
@@ -132,131 +249,4 @@ fn refuse(stream: TcpStream, reason: &dyn std::fmt::Display) {
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let _ = (&stream).write_all(&reply);
     let _ = stream.shutdown(std::net::Shutdown::Write);
-}
-
-/// How a connection served by [`serve_lines`] answers its requests.
-pub trait Respond {
-    /// Answers one request line: appends its reply to `out`, or queues it.
-    fn respond(&mut self, line: &[u8], out: &mut Vec<u8>);
-
-    /// Appends every queued reply to `out`, in order. Called before each
-    /// write, so a responder may do its work for a whole burst at once.
-    fn complete(&mut self, _out: &mut Vec<u8>) {}
-
-    /// How many replies are queued: at [`MAX_QUEUED`] they are completed and
-    /// written, which bounds what one connection can make the server hold.
-    fn queued(&self) -> usize {
-        0
-    }
-}
-
-/// Most replies a [`Respond`] may hold back.
-pub const MAX_QUEUED: usize = 1024;
-
-impl<F: FnMut(&[u8], &mut Vec<u8>)> Respond for F {
-    fn respond(&mut self, line: &[u8], out: &mut Vec<u8>) {
-        self(line, out)
-    }
-}
-
-/// Serves one connection of independent request lines, one reply line per
-/// request. Replies go out in one write per burst of requests, when no
-/// further request is already buffered.
-///
-/// A line over the limit gets `Error: line too long` and the connection is
-/// closed, since the rest of that line cannot be told from the next request.
-pub fn serve_lines(stream: TcpStream, mut responder: impl Respond) {
-    let Ok(read_half) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = LineReader::new(read_half);
-    let mut writer = stream;
-    let mut out = Vec::with_capacity(FLUSH_AT);
-    loop {
-        if out.len() >= FLUSH_AT || responder.queued() >= MAX_QUEUED || !reader.has_buffered_line()
-        {
-            responder.complete(&mut out);
-            if !out.is_empty() {
-                if writer.write_all(&out).is_err() {
-                    return;
-                }
-                out.clear();
-            }
-        }
-        match reader.read_line() {
-            Ok(Some(line)) => responder.respond(line, &mut out),
-            Ok(None) => break,
-            Err(FrameError::TooLong) => {
-                responder.complete(&mut out);
-                wire::write_error(&mut out, &WireError::LineTooLong);
-                break;
-            }
-            // Idle timeout, reset, or any other read failure: this peer is done.
-            Err(FrameError::Io(_)) => break,
-        }
-    }
-    responder.complete(&mut out);
-    let _ = writer.write_all(&out);
-    let _ = writer.shutdown(std::net::Shutdown::Both);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::{BufRead, BufReader};
-
-    /// Echoes each line, holding every reply back until asked to complete,
-    /// and remembers the most it ever held.
-    struct Holding {
-        held: Vec<Vec<u8>>,
-        most: Arc<AtomicUsize>,
-    }
-
-    impl Respond for Holding {
-        fn respond(&mut self, line: &[u8], _out: &mut Vec<u8>) {
-            self.held.push(line.to_vec());
-        }
-
-        fn complete(&mut self, out: &mut Vec<u8>) {
-            self.most.fetch_max(self.held.len(), Ordering::Relaxed);
-            for line in self.held.drain(..) {
-                out.extend_from_slice(&line);
-                out.push(b'\n');
-            }
-        }
-
-        fn queued(&self) -> usize {
-            self.held.len()
-        }
-    }
-
-    // One write of many more requests than may be held back: every reply
-    // comes back in order, and no more than MAX_QUEUED were ever held.
-    #[test]
-    fn held_back_replies_are_bounded_and_kept_in_order() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        client
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let (server_side, _) = listener.accept().unwrap();
-        let most = Arc::new(AtomicUsize::new(0));
-        let holding = Holding {
-            held: Vec::new(),
-            most: Arc::clone(&most),
-        };
-        let server = thread::spawn(move || serve_lines(server_side, holding));
-        let requests: String = (0..5000).map(|i| format!("{i}\n")).collect();
-        (&client).write_all(requests.as_bytes()).unwrap();
-        client.shutdown(std::net::Shutdown::Write).unwrap();
-        let replies: Vec<String> = BufReader::new(&client)
-            .lines()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        server.join().unwrap();
-        assert_eq!(replies.len(), 5000);
-        assert!(replies.iter().enumerate().all(|(i, r)| *r == i.to_string()));
-        let most = most.load(Ordering::Relaxed);
-        assert!(most <= MAX_QUEUED && most > 0, "held {most}");
-    }
 }

@@ -249,7 +249,7 @@ enum Probe {
 
 /// The compared name of a reply line: its first field, without a trailing dot.
 fn record_name(line: &str) -> &str {
-    lookup_name(line.split(' ').next().unwrap_or_default())
+    lookup_name(line.split(' ').next().expect("split yields at least one field"))
 }
 
 /// Accumulates records while a file is parsed. `placed` (each record's start
@@ -323,7 +323,7 @@ impl Builder {
                 .text
                 .get(start as usize..)
                 .and_then(|rest| rest.lines().next())
-                .unwrap_or_default();
+                .expect("each placed record starts a line of the table's text");
             let name = record_name(line);
             match table.probe(name) {
                 Probe::Free { index, tag } => {

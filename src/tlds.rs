@@ -6,19 +6,15 @@
 //! are separate so that the signing port can be limited to the AS with
 //! `--as-allow`: anyone who can reach it can obtain a digest for any challenge.
 
+use std::io;
 use std::net::{IpAddr, TcpListener};
-use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use clap::{CommandFactory, FromArgMatches, Parser};
-
-use crate::cli;
+use crate::connection::Respond;
 use crate::digest::{Key, Signer, sign_many};
-use crate::server::{self, Allow, Gate, Respond};
+use crate::server::{self, Allow, Gate, Port, Stopper};
 use crate::table::Table;
 use crate::wire::{self, ChallengeRequest, DigestReply, HostReply, HostRequest, WireError};
 
@@ -48,71 +44,18 @@ pub const TLDS2: Defaults = Defaults {
     key_file: "data/key2.txt",
 };
 
-/// A top-level domain server: signs challenges for the authentication server
-/// and answers hostname lookups for clients.
-#[derive(Debug, Parser)]
-#[command(version)]
-pub struct Args {
-    /// Address to listen on, for both ports (0.0.0.0: every IPv4 interface)
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
-    pub bind: String,
-
-    /// Port the authentication server sends challenges to (0: any free port)
-    #[arg(long, value_name = "PORT")]
-    pub as_port: u16,
-
-    /// Port clients send hostnames to (0: any free port)
-    #[arg(long, value_name = "PORT")]
-    pub client_port: u16,
-
-    /// Record table: `hostname address flag` per line, tab- or space-separated
-    #[arg(long, value_name = "PATH")]
-    pub table: PathBuf,
-
-    /// File whose first non-blank line is this server's secret key
-    #[arg(long, value_name = "PATH")]
-    pub key_file: PathBuf,
-
-    /// Serve the AS port only to this peer address (repeatable; default: anyone).
-    /// Recommended whenever the AS port is reachable from other machines
-    #[arg(long, value_name = "IP")]
+/// Everything a TLDS serves with, loaded and checked by its caller.
+#[derive(Debug)]
+pub struct Config {
+    /// `tlds1` or `tlds2`, in log lines.
+    pub name: &'static str,
+    pub table: Table,
+    pub key: Key,
+    /// Peers allowed on the AS port; empty means anyone.
     pub as_allow: Vec<IpAddr>,
-
-    /// Most connections served at once, over both ports; more hear `Error: server busy`
-    #[arg(long, value_name = "N", default_value_t = 1024)]
+    /// Connections served at once, over both ports.
     pub max_connections: usize,
-
-    /// Close a connection that sends nothing for this many seconds
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = cli::seconds)]
     pub idle_timeout: Duration,
-}
-
-impl Args {
-    /// The command line of one TLDS program, with that program's defaults.
-    pub fn command_for(defaults: &Defaults) -> clap::Command {
-        let with_default =
-            |value: &'static str| move |arg: clap::Arg| arg.default_value(value).required(false);
-        Args::command()
-            .name(defaults.name)
-            .bin_name(defaults.name)
-            .about(format!(
-                "{}: a top-level domain server of authdns.\n\n\
-                 Signs challenges with its key for the authentication server (AS port) \
-                 and answers hostname lookups from its table (client port). Both the table \
-                 and the key are read once, at start; a bad line stops the server with \
-                 `path:line: reason`.",
-                defaults.name
-            ))
-            .after_help(format!(
-                "Example, letting only the AS at 10.0.0.1 ask for digests:\n  \
-                 {} --as-allow 10.0.0.1",
-                defaults.name
-            ))
-            .mut_arg("as_port", with_default(defaults.as_port))
-            .mut_arg("client_port", with_default(defaults.client_port))
-            .mut_arg("table", with_default(defaults.table))
-            .mut_arg("key_file", with_default(defaults.key_file))
-    }
 }
 
 /// The loaded state a TLDS serves from.
@@ -183,7 +126,10 @@ impl Respond for ChallengeReplies<'_> {
             .iter()
             .filter_map(|queued| queued.as_ref().ok())
             .map(|&end| {
-                let challenge = self.challenges.get(start..end).unwrap_or_default();
+                let challenge = self
+                    .challenges
+                    .get(start..end)
+                    .expect("each queued challenge ends within the queued bytes");
                 start = end;
                 (self.signer, challenge)
             })
@@ -192,9 +138,13 @@ impl Respond for ChallengeReplies<'_> {
         sign_many(&work, |digest| digests.push(digest));
         let mut digests = digests.into_iter();
         for queued in self.queued.drain(..) {
-            match queued.map(|_| digests.next()) {
-                Ok(Some(digest)) => DigestReply::Digest(digest).write_to(out),
-                Ok(None) => {}
+            match queued {
+                Ok(_) => {
+                    let digest = digests
+                        .next()
+                        .expect("sign_many gives one digest per queued challenge");
+                    DigestReply::Digest(digest).write_to(out)
+                }
                 Err(err) => wire::write_error(out, &err),
             }
         }
@@ -212,69 +162,48 @@ pub struct Listeners {
     pub client_port: TcpListener,
 }
 
-/// Serves both ports until the process ends.
-pub fn run(
-    name: &'static str,
-    tlds: Arc<Tlds>,
-    listeners: Listeners,
-    gate: Arc<Gate>,
-    allow: Allow,
-) -> Result<()> {
-    let signing = Arc::clone(&tlds);
-    let as_gate = Arc::clone(&gate);
-    let as_role = format!("{name} AS port");
-    thread::Builder::new()
-        .name(as_role.clone())
-        .spawn(move || {
-            server::serve(&as_role, listeners.as_port, as_gate, allow, move |stream| {
-                server::serve_lines(stream, signing.challenge_replies())
-            })
-        })
-        .context("cannot start the AS-port thread")?;
-    let client_role = format!("{name} client port");
-    server::serve(
-        &client_role,
-        listeners.client_port,
-        gate,
-        Allow::Anyone,
-        move |stream| {
-            let answer = |line: &[u8], out: &mut Vec<u8>| tlds.answer_hostname(line, out);
-            server::serve_lines(stream, answer)
-        },
-    );
-    Ok(())
-}
-
-fn start(defaults: &Defaults) -> Result<ExitCode> {
-    let matches = Args::command_for(defaults).get_matches();
-    let args = Args::from_arg_matches(&matches)?;
-    let key = Key::load(&args.key_file)?;
-    let table = Table::load(&args.table)?;
-    let listeners = Listeners {
-        as_port: cli::bind(&args.bind, args.as_port, "--bind/--as-port")?,
-        client_port: cli::bind(&args.bind, args.client_port, "--bind/--client-port")?,
-    };
-    let tlds = Arc::new(Tlds::new(table, &key));
-    let allow = if args.as_allow.is_empty() {
+/// Serves both ports until `stopper` says stop, then lets open connections
+/// finish what they have read (for at most [`server::GRACE`]).
+pub fn run(config: Config, listeners: Listeners, stopper: &Stopper) -> io::Result<()> {
+    let tlds = Arc::new(Tlds::new(config.table, &config.key));
+    let gate = Gate::new(config.max_connections, config.idle_timeout);
+    let allow = if config.as_allow.is_empty() {
         Allow::Anyone
     } else {
-        Allow::Only(args.as_allow.clone().into())
+        Allow::Only(config.as_allow.into())
     };
-    eprintln!(
-        "{}: serving {} records; AS port on {}, client port on {}",
-        defaults.name,
-        tlds.records(),
-        cli::local(&listeners.as_port),
-        cli::local(&listeners.client_port),
-    );
-    let gate = Gate::new(args.max_connections, args.idle_timeout);
-    run(defaults.name, tlds, listeners, gate, allow)?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The whole `tlds1`/`tlds2` program.
-pub fn main(defaults: &Defaults) -> ExitCode {
-    cli::report(defaults.name, start(defaults))
+    let as_port = Port {
+        role: format!("{} AS port", config.name),
+        allow,
+    };
+    let client_port = Port {
+        role: format!("{} client port", config.name),
+        allow: Allow::Anyone,
+    };
+    thread::scope(|scope| {
+        let signing = Arc::clone(&tlds);
+        let as_listener = listeners.as_port;
+        let (as_port, gate_ref) = (&as_port, &gate);
+        thread::Builder::new()
+            .name(as_port.role.clone())
+            .spawn_scoped(scope, move || {
+                server::serve(as_port, as_listener, gate_ref, stopper, move |connection| {
+                    connection.serve(signing.challenge_replies())
+                })
+            })?;
+        server::serve(
+            &client_port,
+            listeners.client_port,
+            &gate,
+            stopper,
+            move |connection| {
+                connection.serve(|line: &[u8], out: &mut Vec<u8>| tlds.answer_hostname(line, out))
+            },
+        );
+        Ok::<(), io::Error>(())
+    })?;
+    server::finish(&gate);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -352,28 +281,5 @@ mod tests {
             "nothinghere.com - Error:HOST NOT FOUND\n"
         );
         assert!(reply(|out| tlds.answer_hostname(b"a b", out)).starts_with("Error: "));
-    }
-
-    #[test]
-    fn the_two_programs_differ_only_in_defaults() {
-        for defaults in [TLDS1, TLDS2] {
-            let matches = Args::command_for(&defaults).get_matches_from([defaults.name]);
-            let args = Args::from_arg_matches(&matches).unwrap();
-            assert_eq!(args.as_port.to_string(), defaults.as_port);
-            assert_eq!(args.client_port.to_string(), defaults.client_port);
-            assert_eq!(args.table, PathBuf::from(defaults.table));
-            assert_eq!(args.key_file, PathBuf::from(defaults.key_file));
-            assert_eq!(args.bind, "0.0.0.0");
-        }
-        let matches = Args::command_for(&TLDS1).get_matches_from([
-            "tlds1",
-            "--as-port",
-            "0",
-            "--as-allow",
-            "127.0.0.1",
-        ]);
-        let args = Args::from_arg_matches(&matches).unwrap();
-        assert_eq!(args.as_port, 0);
-        assert_eq!(args.as_allow, ["127.0.0.1".parse::<IpAddr>().unwrap()]);
     }
 }

@@ -127,7 +127,9 @@ pub fn fields<'a, const N: usize>(
         for (slot, end) in out.iter_mut().zip(cuts) {
             // Separators are ASCII, so these slices fall on character
             // boundaries and need no second UTF-8 check.
-            *slot = text.get(start..end).unwrap_or_default();
+            *slot = text
+                .get(start..end)
+                .expect("separators are ASCII, so cuts fall on character boundaries");
             start = end + 1;
         }
         if out.iter().all(|field| !field.is_empty()) {
@@ -149,7 +151,9 @@ fn fields_slowly<'a, const N: usize>(
         match (byte == b' ' || byte == b'\t', start) {
             (true, Some(from)) => {
                 if let Some(slot) = out.get_mut(found) {
-                    *slot = text.get(from..i).unwrap_or_default();
+                    *slot = text
+                        .get(from..i)
+                        .expect("fields end at an ASCII separator");
                 }
                 found += 1;
                 start = None;

@@ -60,7 +60,8 @@ proptest! {
         let _ = HostRequest::parse(&bytes);
         let _ = HostReply::parse(&bytes);
         let _ = query::parse_line(&bytes);
-        let _ = query::parse_file(&bytes).count();
+        let mut lines = query::QueryLines::new(&bytes[..]);
+        while lines.next_job().unwrap().is_some() {}
         if let Ok(table) = Table::parse(&bytes) {
             for record in table.records() {
                 let hostname = record.split(' ').next().unwrap_or_default();

@@ -1,5 +1,134 @@
-//! `as_server`: see [`authdns::auth_server`].
+//! `as_server`: the authentication server; see [`authdns::auth_server`].
 
-fn main() -> std::process::ExitCode {
-    authdns::auth_server::main()
+#[path = "common/cli.rs"]
+mod cli;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use authdns::auth_server::{self, Config, TldsPeer};
+use clap::Parser;
+
+/// The authentication server: tells each client which TLDS its key belongs to.
+///
+/// For each client request `challenge digest`, sends the challenge to both
+/// TLDS servers at once, compares each one's HMAC-MD5 digest with the
+/// client's in constant time, and replies with the matching server's
+/// `--tldsN-host --tldsN-client-port`, or `No Match Found`. It holds no keys
+/// and no records, and it may start before the TLDS servers: it connects
+/// (again) whenever a request needs them. Its connections to each TLDS
+/// (`--tlds-links`) are shared by all its clients. SIGINT or SIGTERM stops it
+/// cleanly: it answers what it has read, then exits 0.
+#[derive(Debug, Parser)]
+#[command(
+    name = "as_server",
+    version,
+    after_help = "Example, with the TLDS servers on two other machines:\n  \
+                  as_server --tlds1-host 10.0.0.2 --tlds2-host 10.0.0.3"
+)]
+struct Args {
+    /// Address to listen on for clients (0.0.0.0: every IPv4 interface)
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
+    bind: String,
+
+    /// Port clients connect to (0: any free port)
+    #[arg(long, value_name = "PORT", default_value_t = 5300)]
+    port: u16,
+
+    /// Host of tlds1; also what clients are told to connect to
+    #[arg(long, value_name = "HOST", default_value = "localhost")]
+    tlds1_host: String,
+
+    /// tlds1's AS port, where challenges are sent
+    #[arg(long, value_name = "PORT", default_value_t = 5311)]
+    tlds1_as_port: u16,
+
+    /// tlds1's client port, which clients are told to use
+    #[arg(long, value_name = "PORT", default_value_t = 5312)]
+    tlds1_client_port: u16,
+
+    /// Host of tlds2; also what clients are told to connect to
+    #[arg(long, value_name = "HOST", default_value = "localhost")]
+    tlds2_host: String,
+
+    /// tlds2's AS port, where challenges are sent
+    #[arg(long, value_name = "PORT", default_value_t = 5321)]
+    tlds2_as_port: u16,
+
+    /// tlds2's client port, which clients are told to use
+    #[arg(long, value_name = "PORT", default_value_t = 5322)]
+    tlds2_client_port: u16,
+
+    /// Connections kept open to each TLDS, shared by every client
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    tlds_links: u16,
+
+    /// Seconds to wait for a TLDS to accept a connection or to answer
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = cli::seconds)]
+    timeout: Duration,
+
+    /// Most client connections served at once; more hear `Error: server busy`
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_connections: usize,
+
+    /// Close a client connection that sends nothing for this many seconds
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = cli::seconds)]
+    idle_timeout: Duration,
+}
+
+/// The TLDS named `name`, its AS port resolved now.
+fn peer(name: &'static str, host: &str, as_port: u16, client_port: u16) -> Result<TldsPeer> {
+    let flags = format!("--{name}-host/--{name}-as-port");
+    let as_addrs = cli::resolve(host, as_port, &flags)?;
+    Ok(TldsPeer::new(
+        name,
+        host.to_owned(),
+        as_port,
+        client_port,
+        as_addrs,
+    ))
+}
+
+fn start() -> Result<ExitCode> {
+    let args = Args::parse();
+    let tlds = [
+        peer(
+            "tlds1",
+            &args.tlds1_host,
+            args.tlds1_as_port,
+            args.tlds1_client_port,
+        )?,
+        peer(
+            "tlds2",
+            &args.tlds2_host,
+            args.tlds2_as_port,
+            args.tlds2_client_port,
+        )?,
+    ];
+    let listener = cli::bind(&args.bind, args.port, "--bind/--port")?;
+    eprintln!(
+        "as_server: listening on {}; {} (clients sent to port {}), {} (clients sent to port {})",
+        cli::local(&listener),
+        tlds[0].describe(),
+        tlds[0].client_port,
+        tlds[1].describe(),
+        tlds[1].client_port,
+    );
+    let config = Config {
+        tlds,
+        timeout: args.timeout,
+        links_per_tlds: usize::from(args.tlds_links),
+        max_connections: args.max_connections,
+        idle_timeout: args.idle_timeout,
+    };
+    let (stopper, signal) = cli::StopSignal::install()?;
+    auth_server::run(config, listener, &stopper).context("cannot serve")?;
+    eprintln!("as_server: stopped on {}", signal.name());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    cli::report("as_server", start())
 }

@@ -1,5 +1,146 @@
-//! `client`: see [`authdns::client`].
+//! `client`: resolves a query file through the AS and the TLDS servers; see
+//! [`authdns::client`].
 
-fn main() -> std::process::ExitCode {
-    authdns::client::main()
+#[path = "common/cli.rs"]
+mod cli;
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use authdns::client::{self, AtomicFile, QueryLines, Results, Settings};
+use authdns::connection;
+use clap::Parser;
+
+/// Resolves hostnames through the authentication server and the TLDS servers.
+///
+/// Reads `key challenge hostname` lines, authenticates each with
+/// HMAC-MD5(key, challenge) at the AS, asks the TLDS the AS names, and writes
+/// one result per query, in input order, to stdout and to the output file.
+/// Exit status: 0 when every query was answered (found, not found, or no
+/// match), 1 when any failed, 2 for usage errors, 130 or 143 when stopped by
+/// SIGINT or SIGTERM (the previous output file is then left as it was).
+#[derive(Debug, Parser)]
+#[command(
+    name = "client",
+    version,
+    after_help = "Example, with the AS on another machine:\n  \
+                  client --as-host 10.0.0.1 --input queries.txt --output results.txt"
+)]
+struct Args {
+    /// Host of the authentication server
+    #[arg(long, value_name = "HOST", default_value = "localhost")]
+    as_host: String,
+
+    /// Port of the authentication server
+    #[arg(long, value_name = "PORT", default_value_t = 5300)]
+    as_port: u16,
+
+    /// Query file: `key challenge hostname` per line
+    #[arg(long, value_name = "PATH", default_value = "data/hns.txt")]
+    input: PathBuf,
+
+    /// Result file, replaced atomically when the run ends
+    #[arg(long, value_name = "PATH", default_value = "RESOLVED.txt")]
+    output: PathBuf,
+
+    /// Most queries in flight at once (1: strictly one at a time)
+    #[arg(long, value_name = "N", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    window: u32,
+
+    /// Seconds to wait for any server to accept a connection or to answer
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = cli::seconds)]
+    timeout: Duration,
+}
+
+/// The client program's results: stdout (flushed whenever the pipeline
+/// waits, so a person watching sees results as they come) and the file.
+struct Output<'a> {
+    file: AtomicFile,
+    stdout: BufWriter<io::StdoutLock<'a>>,
+}
+
+impl Results for Output<'_> {
+    fn line(&mut self, line: &str) -> io::Result<()> {
+        self.stdout.write_all(line.as_bytes())?;
+        self.stdout.write_all(b"\n")?;
+        self.file.write_line(line)
+    }
+
+    fn idle(&mut self) -> io::Result<()> {
+        self.stdout.flush()
+    }
+}
+
+/// The temporary output file while a run is in progress: a stop signal
+/// removes it, so the previous output stays as it was.
+type InProgress = Arc<Mutex<Option<PathBuf>>>;
+
+fn stop_on_signals(in_progress: &InProgress) -> Result<()> {
+    let in_progress = Arc::clone(in_progress);
+    cli::on_stop_signal(move |signal| {
+        // Holding the lock keeps a commit from starting meanwhile.
+        let temp = in_progress.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(temp) = &*temp {
+            let _ = std::fs::remove_file(temp);
+        }
+        std::process::exit(128 + signal);
+    })
+}
+
+fn start() -> Result<ExitCode> {
+    let args = Args::parse();
+    let in_progress = InProgress::default();
+    stop_on_signals(&in_progress)?;
+    let input = File::open(&args.input)
+        .with_context(|| format!("cannot read --input {}", args.input.display()))?;
+    let mut queries = QueryLines::new(BufReader::with_capacity(64 * 1024, input));
+    let has_query = queries
+        .has_query()
+        .with_context(|| format!("cannot read --input {}", args.input.display()))?;
+    let as_name = format!("{}:{}", args.as_host, args.as_port);
+    let as_stream = if has_query {
+        let addrs = cli::resolve(&args.as_host, args.as_port, "--as-host/--as-port")?;
+        let stream = connection::connect(&addrs, args.timeout).with_context(|| {
+            format!("cannot connect to the AS at {as_name} (--as-host/--as-port)")
+        })?;
+        Some(stream)
+    } else {
+        None
+    };
+    let file = AtomicFile::create(&args.output)
+        .with_context(|| format!("cannot write --output {}", args.output.display()))?;
+    *in_progress.lock().unwrap_or_else(PoisonError::into_inner) =
+        Some(file.temp_path().to_owned());
+    let mut output = Output {
+        file,
+        stdout: BufWriter::new(io::stdout().lock()),
+    };
+    let settings = Settings {
+        as_name,
+        window: args.window as usize,
+        timeout: args.timeout,
+    };
+    let summary = client::resolve(queries, as_stream, &settings, &mut output)?;
+    // `resolve` flushed stdout when it finished; the file is committed here.
+    let Output { file, stdout } = output;
+    drop(stdout);
+    let mut in_progress = in_progress.lock().unwrap_or_else(PoisonError::into_inner);
+    file.commit()
+        .with_context(|| format!("cannot write --output {}", args.output.display()))?;
+    *in_progress = None;
+    Ok(if summary.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn main() -> ExitCode {
+    cli::report("client", start())
 }

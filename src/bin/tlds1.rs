@@ -1,5 +1,10 @@
 //! `tlds1`: a TLDS with tlds1's defaults; see [`authdns::tlds`].
 
+#[path = "common/cli.rs"]
+mod cli;
+#[path = "common/tlds.rs"]
+mod tlds;
+
 fn main() -> std::process::ExitCode {
-    authdns::tlds::main(&authdns::tlds::TLDS1)
+    tlds::main(&authdns::tlds::TLDS1)
 }

@@ -6,8 +6,6 @@ use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-
 /// A file written under a temporary name and renamed into place on commit.
 pub struct AtomicFile {
     path: PathBuf,
@@ -16,16 +14,18 @@ pub struct AtomicFile {
 }
 
 impl AtomicFile {
-    pub fn create(path: &Path) -> Result<AtomicFile> {
-        let file_name = path
-            .file_name()
-            .with_context(|| format!("--output {} names no file", path.display()))?;
+    /// Creates the temporary file beside `path`.
+    pub fn create(path: &Path) -> io::Result<AtomicFile> {
+        let file_name = path.file_name().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "the path names no file")
+        })?;
         let mut temp_name = std::ffi::OsString::from(".");
         temp_name.push(file_name);
         temp_name.push(format!(".tmp{}", std::process::id()));
         let temp = path.with_file_name(temp_name);
-        let file = fs::File::create(&temp)
-            .with_context(|| format!("cannot create {} (for --output)", temp.display()))?;
+        let file = fs::File::create(&temp).map_err(|err| {
+            io::Error::new(err.kind(), format!("cannot create {}: {err}", temp.display()))
+        })?;
         Ok(AtomicFile {
             path: path.to_owned(),
             temp,
@@ -43,18 +43,18 @@ impl AtomicFile {
         }
     }
 
+    /// Where the results are written until the commit.
+    pub fn temp_path(&self) -> &Path {
+        &self.temp
+    }
+
     /// Flushes, syncs and renames the file into place.
-    pub fn commit(mut self) -> Result<()> {
+    pub fn commit(mut self) -> io::Result<()> {
         if let Some(file) = self.file.take() {
-            let file = file
-                .into_inner()
-                .map_err(|err| err.into_error())
-                .with_context(|| format!("cannot write {}", self.temp.display()))?;
-            file.sync_all()
-                .with_context(|| format!("cannot write {}", self.temp.display()))?;
+            let file = file.into_inner().map_err(|err| err.into_error())?;
+            file.sync_all()?;
         }
         fs::rename(&self.temp, &self.path)
-            .with_context(|| format!("cannot replace {}", self.path.display()))
     }
 }
 

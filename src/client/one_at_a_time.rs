@@ -3,136 +3,103 @@
 //! pipeline has nothing to overlap, and every hand-off between its threads
 //! would only add a wake-up to each query's round trips.
 
-use std::io::Write;
-use std::net::{Shutdown, TcpStream};
+use std::io::BufRead;
+use std::net::TcpStream;
+use std::sync::Arc;
 
-use super::{
-    Collector, Done, Job, Requests, Results, Route, Settings, Unreachable, failed_line,
-    malformed_line, read_answer, read_route,
+use super::collector::{Collector, ResultLine, Results};
+use super::replies::{
+    Peer, PeerError, PeerErrorKind, Route, Unreachable, answer_of, failed_line, malformed_line,
+    route_of,
 };
-use crate::connection::LineReader;
-use crate::query::Query;
+use super::signing::Requests;
+use super::{ClientError, QueryLines, Settings};
+use crate::connection::{Connection, FrameError};
+use crate::query::{Job, Query};
 use crate::wire::HostRequest;
 
-/// One open connection, read and written by this thread alone.
-struct Link {
-    reader: LineReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Link {
-    fn new(stream: TcpStream) -> Result<Link, String> {
-        let read_half = stream.try_clone().map_err(|err| err.to_string())?;
-        Ok(Link {
-            reader: LineReader::new(read_half),
-            writer: stream,
-        })
-    }
-
-    /// Sends one request line; an `Err` is why the connection is unusable.
-    /// `peer` names it in that reason, and is only called on failure.
-    fn send(&mut self, line: &[u8], peer: impl FnOnce() -> String) -> Result<(), String> {
-        self.writer.write_all(line).map_err(|err| {
-            let _ = self.writer.shutdown(Shutdown::Both);
-            format!("{}: {err}", peer())
-        })
-    }
-}
-
-/// A TLDS connection and the address it was opened for.
-struct TldsLink {
+/// An open connection to a TLDS and the address it was opened for.
+struct TldsConnection {
     host: String,
     port: u16,
     /// `host:port`, for error lines.
     name: String,
-    link: Link,
+    connection: Connection,
 }
 
-struct OneAtATime<'a> {
-    settings: &'a Settings,
-    as_link: Option<Link>,
-    /// Why the AS can no longer be used, once it cannot.
-    as_failure: Option<String>,
-    tlds: Vec<TldsLink>,
+struct OneAtATime<'s> {
+    settings: &'s Settings,
+    /// The AS connection, or why it can no longer be used.
+    as_connection: Result<Connection, Arc<PeerError>>,
+    tlds: Vec<TldsConnection>,
     unreachable: Unreachable,
-    requests: Requests<'a>,
-    line: Vec<u8>,
+    requests: Requests,
 }
 
-/// Resolves `jobs` in order, one at a time.
-pub(super) fn resolve<'a>(
-    jobs: &'a [Job<'a>],
+/// Resolves every query in order, one at a time.
+pub(super) fn resolve<R: BufRead>(
+    mut queries: QueryLines<R>,
     as_stream: Option<TcpStream>,
-    settings: &'a Settings,
-    collector: &mut Collector,
-    results: &mut impl Results,
-) {
-    let as_link = as_stream.map(Link::new).transpose();
-    let (as_link, as_failure) = match as_link {
-        Ok(Some(link)) => (Some(link), None),
-        Ok(None) => (
-            None,
-            Some(format!("no connection to the AS at {}", settings.as_name)),
-        ),
-        Err(reason) => (None, Some(reason)),
+    settings: &Settings,
+    collector: &mut Collector<'_, impl Results>,
+) -> Result<(), ClientError> {
+    let as_peer = || Peer::As(settings.as_name.clone());
+    let as_connection = match as_stream.map(Connection::new) {
+        Some(Ok(connection)) => Ok(connection),
+        Some(Err(err)) => Err(PeerError::new(
+            as_peer(),
+            PeerErrorKind::Io(FrameError::Io(err)),
+        )),
+        None => Err(PeerError::new(as_peer(), PeerErrorKind::NotConnected)),
     };
     let mut client = OneAtATime {
         settings,
-        as_link,
-        as_failure,
+        as_connection,
         tlds: Vec::new(),
         unreachable: Unreachable::default(),
         requests: Requests::default(),
-        line: Vec::new(),
     };
-    for (index, job) in jobs.iter().enumerate() {
+    let mut index = 0;
+    while let Some(job) = queries.next_job().map_err(ClientError::Input)? {
         let (line, failed) = match job {
-            Job::Ask(query) => client.ask(query),
-            Job::Malformed { line, reason } => (malformed_line(*line, reason), true),
+            Job::Ask(query) => client.ask(&query),
+            Job::Malformed { line, reason } => (malformed_line(line, &reason), true),
         };
-        collector.store(
-            [Done {
-                index,
-                line,
-                failed,
-            }],
-            results,
-        );
-        collector.idle(results);
+        collector.store([ResultLine {
+            index,
+            line,
+            failed,
+        }]);
+        collector.idle();
+        index += 1;
     }
+    Ok(())
 }
 
-impl<'a> OneAtATime<'a> {
+impl OneAtATime<'_> {
     /// One query's result line, and whether it failed.
-    fn ask(&mut self, query: &Query<'a>) -> (String, bool) {
+    fn ask(&mut self, query: &Query<'_>) -> (String, bool) {
         let hostname = query.hostname;
-        let as_name = &self.settings.as_name;
-        let as_link = match (&mut self.as_link, &self.as_failure) {
-            (Some(link), None) => link,
-            (_, failure) => {
-                let reason = failure.as_deref().unwrap_or("no connection to the AS");
-                return (failed_line(hostname, reason), true);
-            }
+        let as_connection = match &mut self.as_connection {
+            Ok(connection) => connection,
+            Err(error) => return (failed_line(hostname, error), true),
         };
-        self.line.clear();
-        self.requests.push(query);
-        self.requests.write_to(&mut self.line);
-        let route = as_link
-            .send(&self.line, || format!("the AS at {as_name}"))
-            .and_then(|()| read_route(&mut as_link.reader, hostname, as_name));
-        let (host, port) = match route {
+        let requests = &mut self.requests;
+        requests.push(query);
+        let read = as_connection.request(|out| requests.write_to(out));
+        let (host, port) = match route_of(read, hostname, &self.settings.as_name) {
             Ok(Route::Tlds { host, port }) => (host.to_owned(), port),
-            Ok(Route::Done { line, failed }) => return (line, failed),
-            Err(reason) => {
-                let _ = as_link.writer.shutdown(Shutdown::Both);
-                let line = failed_line(hostname, &reason);
-                self.as_failure = Some(reason);
+            Ok(Route::Answered { line, failed }) => return (line, failed),
+            Err(error) => {
+                as_connection.close();
+                let line = failed_line(hostname, &error);
+                self.as_connection = Err(error);
                 return (line, true);
             }
         };
         match self.ask_tlds(&host, port, hostname) {
             Ok(answer) => answer,
-            Err(reason) => (failed_line(hostname, &reason), true),
+            Err(error) => (failed_line(hostname, &error), true),
         }
     }
 
@@ -143,40 +110,49 @@ impl<'a> OneAtATime<'a> {
         host: &str,
         port: u16,
         hostname: &str,
-    ) -> Result<(String, bool), String> {
-        let position = self
+    ) -> Result<(String, bool), Arc<PeerError>> {
+        let at = self.connection_to(host, port)?;
+        let tlds = self
             .tlds
-            .iter()
-            .position(|tlds| tlds.host == host && tlds.port == port);
-        let position = match position {
-            Some(position) => position,
-            None => {
-                let stream = self
-                    .unreachable
-                    .connect(host, port, self.settings.timeout)?;
-                self.tlds.push(TldsLink {
-                    host: host.to_owned(),
-                    port,
-                    name: format!("{host}:{port}"),
-                    link: Link::new(stream)?,
-                });
-                self.tlds.len() - 1
-            }
-        };
-        let Some(tlds) = self.tlds.get_mut(position) else {
-            return Err(format!("no connection to the TLDS at {host}:{port}"));
-        };
-        self.line.clear();
-        HostRequest(hostname).write_to(&mut self.line);
-        let name = &tlds.name;
-        let answer = tlds
-            .link
-            .send(&self.line, || format!("the TLDS at {name}"))
-            .and_then(|()| read_answer(&mut tlds.link.reader, hostname, name));
+            .get_mut(at)
+            .expect("connection_to gives the place of an open connection");
+        let read = tlds
+            .connection
+            .request(|out| HostRequest(hostname).write_to(out));
+        let answer = answer_of(read, hostname, &tlds.name);
         if answer.is_err() {
-            let broken = self.tlds.swap_remove(position);
-            let _ = broken.link.writer.shutdown(Shutdown::Both);
+            let broken = self.tlds.swap_remove(at);
+            broken.connection.close();
         }
         answer
+    }
+
+    /// The place in `tlds` of an open connection to `host:port`, opening one
+    /// if need be.
+    fn connection_to(&mut self, host: &str, port: u16) -> Result<usize, Arc<PeerError>> {
+        if let Some(at) = self
+            .tlds
+            .iter()
+            .position(|tlds| tlds.host == host && tlds.port == port)
+        {
+            return Ok(at);
+        }
+        let name = format!("{host}:{port}");
+        let stream = self
+            .unreachable
+            .connect(host, port, self.settings.timeout)?;
+        let connection = Connection::new(stream).map_err(|err| {
+            PeerError::new(
+                Peer::Tlds(name.clone()),
+                PeerErrorKind::Io(FrameError::Io(err)),
+            )
+        })?;
+        self.tlds.push(TldsConnection {
+            host: host.to_owned(),
+            port,
+            name,
+            connection,
+        });
+        Ok(self.tlds.len() - 1)
     }
 }

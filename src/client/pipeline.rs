@@ -1,33 +1,37 @@
 //! The pipelined client, for `--window` above 1: a thread per hop, so every
 //! hop keeps many queries in flight.
 //!
-//! 1. the *sender* signs each query and writes `challenge digest` to the AS;
+//! 1. the *sender* reads the query file, signs each query and writes
+//!    `challenge digest` to the AS;
 //! 2. the *router* reads the AS's replies in order and writes each hostname
 //!    to the TLDS the AS named (connecting on first use);
 //! 3. one *reader* per TLDS connection reads that TLDS's replies in order;
 //! 4. the *collector* (the calling thread) puts results back in input order.
 //!
-//! Each stage hands the next a batch of the queries it has sent, which is how
-//! replies are paired with queries and how, when a peer fails, every query
-//! that was waiting on it still gets its own error line: nothing is lost.
-//! Each stage writes what it has queued only when it is about to wait, so a
-//! burst of queries costs one system call per hop, not one per query.
+//! Each stage hands the next a batch of the queries it has sent ([`Sent`]),
+//! which is how replies are paired with queries and how, when a peer fails,
+//! every query that was waiting on it still gets its own error line: nothing
+//! is lost. Each stage writes what it has queued only when it is about to
+//! wait, so a burst of queries costs one system call per hop, not one per
+//! query. At most `--window` queries are between the sender and the
+//! collector at any time ([`Window`]).
 
-use std::io::Write;
-use std::net::{Shutdown, TcpStream};
+use std::io::BufRead;
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::Scope;
 
-use anyhow::{Context, Result};
-
-use super::{
-    Collector, Done, Job, Pending, Requests, Results, Route, Settings, Unreachable, failed_line,
-    malformed_line, read_answer, route_of,
+use super::collector::{Collector, ResultLine, Results};
+use super::replies::{
+    Peer, PeerError, PeerErrorKind, Route, Unreachable, answer_of, failed_line, malformed_line,
+    route_of,
 };
-use crate::connection::LineReader;
-use crate::server::FLUSH_AT;
+use super::signing::Requests;
+use super::{ClientError, QueryLines, Settings};
+use crate::connection::{Connection, FrameError, LineReader, Writer};
+use crate::query::Job;
 use crate::wire::HostRequest;
 
 /// Most requests signed and written to the AS at once (about 48 KiB).
@@ -61,7 +65,7 @@ impl Window {
     /// size), then takes every free slot.
     fn take(&self, wanted: usize) -> usize {
         let mut free = self.lock();
-        while *free < wanted.max(1) {
+        while *free < wanted.clamp(1, self.size) {
             free = self
                 .freed
                 .wait(free)
@@ -78,58 +82,91 @@ impl Window {
     }
 }
 
+/// Queries written on one hop and waiting for their replies there, in the
+/// order they were written, with their hostnames end to end.
+#[derive(Default)]
+struct Sent {
+    names: String,
+    /// Each query's index and where its hostname ends in `names`.
+    queries: Vec<(usize, usize)>,
+}
+
+impl Sent {
+    fn push(&mut self, index: usize, hostname: &str) {
+        self.names.push_str(hostname);
+        self.queries.push((index, self.names.len()));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queries.is_empty()
+    }
+
+    /// Each query's index and hostname, in order.
+    fn iter(&self) -> impl Iterator<Item = (usize, &str)> {
+        let mut start = 0;
+        self.queries.iter().map(move |&(index, end)| {
+            let hostname = self
+                .names
+                .get(start..end)
+                .expect("hostnames are kept end to end");
+            start = end;
+            (index, hostname)
+        })
+    }
+}
+
 /// The results one stage has finished, handed to the collector in batches.
 /// Handing over a batch gives its queries' window slots back.
-struct Finished<'w> {
-    done: Vec<Done>,
+struct Outbox<'w> {
+    results: Vec<ResultLine>,
     slots: usize,
-    collector: Sender<Vec<Done>>,
+    collector: Sender<Vec<ResultLine>>,
     window: &'w Window,
 }
 
-impl<'w> Finished<'w> {
-    fn new(collector: Sender<Vec<Done>>, window: &'w Window) -> Self {
-        Finished {
-            done: Vec::new(),
+impl<'w> Outbox<'w> {
+    fn new(collector: Sender<Vec<ResultLine>>, window: &'w Window) -> Self {
+        Outbox {
+            results: Vec::new(),
             slots: 0,
             collector,
             window,
         }
     }
 
-    fn done(&mut self, pending: Pending<'_>, line: String, failed: bool) {
-        self.finish(pending.index, line, failed, 1);
+    /// Another outbox to the same collector, for another stage.
+    fn another(&self) -> Outbox<'w> {
+        Outbox::new(self.collector.clone(), self.window)
     }
 
-    fn failed(&mut self, pending: Pending<'_>, reason: &str) {
-        self.finish(
-            pending.index,
-            failed_line(pending.hostname, reason),
-            true,
-            1,
-        );
-    }
-
-    /// A malformed query line: it never took a window slot.
-    fn malformed(&mut self, index: usize, line: String) {
-        self.finish(index, line, true, 0);
-    }
-
-    fn finish(&mut self, index: usize, line: String, failed: bool, slots: usize) {
-        self.done.push(Done {
+    fn answered(&mut self, index: usize, line: String, failed: bool) {
+        self.results.push(ResultLine {
             index,
             line,
             failed,
         });
-        self.slots += slots;
+        self.slots += 1;
+    }
+
+    fn failed(&mut self, index: usize, hostname: &str, error: &PeerError) {
+        self.answered(index, failed_line(hostname, error), true);
+    }
+
+    /// A malformed query line: it never took a window slot.
+    fn malformed(&mut self, index: usize, line: String) {
+        self.results.push(ResultLine {
+            index,
+            line,
+            failed: true,
+        });
     }
 
     fn hand_over(&mut self) {
         self.window.give_back(std::mem::take(&mut self.slots));
-        if !self.done.is_empty() {
+        if !self.results.is_empty() {
             // The collector outlives every stage, so this cannot fail; if it
             // ever did, the collector reports the missing lines itself.
-            let _ = self.collector.send(std::mem::take(&mut self.done));
+            let _ = self.collector.send(std::mem::take(&mut self.results));
         }
     }
 }
@@ -154,346 +191,408 @@ fn named(name: &str) -> std::thread::Builder {
     std::thread::Builder::new().name(name.to_owned())
 }
 
-/// Runs `jobs` through the pipeline, up to `settings.window` in flight.
-pub(super) fn resolve(
-    jobs: &[Job<'_>],
+/// Runs every query through the pipeline, up to `settings.window` in flight.
+pub(super) fn resolve<R: BufRead + Send>(
+    queries: QueryLines<R>,
     as_stream: Option<TcpStream>,
     settings: &Settings,
-    collector: &mut Collector,
-    results: &mut impl Results,
-) -> Result<()> {
+    collector: &mut Collector<'_, impl Results>,
+) -> Result<(), ClientError> {
     let window = Window::new(settings.window.max(1));
-    let (done_tx, done_rx) = mpsc::channel::<Vec<Done>>();
-    let (pending_tx, pending_rx) = mpsc::channel::<Vec<Pending<'_>>>();
-    std::thread::scope(|scope| -> Result<()> {
-        let as_halves = match as_stream {
-            Some(stream) => Some((
-                stream.try_clone().context("cannot use the AS connection")?,
-                stream,
-            )),
-            None => None,
+    let (results_tx, results_rx) = mpsc::channel::<Vec<ResultLine>>();
+    let (sent_tx, sent_rx) = mpsc::channel::<Sent>();
+    let as_peer = || Peer::As(settings.as_name.clone());
+    let as_halves = match as_stream.map(Connection::new) {
+        Some(Ok(connection)) => Ok(connection.split()),
+        Some(Err(err)) => Err(PeerError::new(
+            as_peer(),
+            PeerErrorKind::Io(FrameError::Io(err)),
+        )),
+        None => Err(PeerError::new(as_peer(), PeerErrorKind::NotConnected)),
+    };
+    let (as_reader, as_writer) = match as_halves {
+        Ok((reader, writer)) => (Ok(reader), Some(writer)),
+        Err(error) => (Err(error), None),
+    };
+    std::thread::scope(|scope| {
+        let outbox = Outbox::new(results_tx, &window);
+        let sender = AsSender {
+            writer: as_writer,
+            to_router: sent_tx,
+            outbox: outbox.another(),
+            requests: Requests::default(),
+            sent: Sent::default(),
+            credits: 0,
         };
-        let (as_reader, as_writer) = as_halves.unzip();
-        {
-            let finished = Finished::new(done_tx.clone(), &window);
-            named("client sender")
-                .spawn_scoped(scope, move || {
-                    send_queries(jobs, as_writer, pending_tx, finished)
-                })
-                .context("cannot start the client's sender thread")?;
+        let sender = named("client sender")
+            .spawn_scoped(scope, move || sender.run(queries))
+            .map_err(ClientError::Thread)?;
+        let router = Router {
+            as_reader,
+            as_name: &settings.as_name,
+            known_routes: KnownRoutes::default(),
+            tlds: TldsQueues {
+                scope,
+                settings,
+                queues: Vec::new(),
+                unreachable: Unreachable::default(),
+            },
+            outbox,
+        };
+        named("client router")
+            .spawn_scoped(scope, move || router.run(&sent_rx))
+            .map_err(ClientError::Thread)?;
+        while let Some(batch) = next_batch(&results_rx, || collector.idle()) {
+            collector.store(batch);
         }
-        {
-            let finished = Finished::new(done_tx.clone(), &window);
-            let settings = settings.clone();
-            named("client router")
-                .spawn_scoped(scope, move || {
-                    route_replies(scope, as_reader, pending_rx, finished, &settings)
-                })
-                .context("cannot start the client's router thread")?;
-        }
-        drop(done_tx);
-        while let Some(batch) = next_batch(&done_rx, || collector.idle(results)) {
-            collector.store(batch, results);
-        }
-        collector.finish(results);
+        let jobs = sender
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            .map_err(ClientError::Input)?;
+        collector.finish(jobs);
         Ok(())
     })
 }
 
-/// Stage 1: signs each query and sends it to the AS.
-fn send_queries<'a>(
-    jobs: &'a [Job<'a>],
-    mut as_writer: Option<TcpStream>,
-    to_router: Sender<Vec<Pending<'a>>>,
-    mut finished: Finished<'_>,
-) {
-    let mut requests = Requests::default();
-    let mut out = Vec::with_capacity(FLUSH_AT);
-    let mut sent = Vec::new();
-    let mut credits = 0;
-    // Waiting for a quarter of a wide window to come back before sending
-    // again makes every hop's bursts larger: fewer system calls and wake-ups
-    // per query, while three quarters of the window stay in flight.
-    let burst = finished.window.size / 4;
-    let mut flush = |requests: &mut Requests<'a>,
-                     out: &mut Vec<u8>,
-                     sent: &mut Vec<Pending<'a>>,
-                     finished: &mut Finished<'_>| {
-        requests.write_to(out);
-        if !sent.is_empty() {
+/// Stage 1: reads, signs and sends each query to the AS.
+struct AsSender<'w> {
+    /// `None` once the AS connection broke (the router reports why).
+    writer: Option<Writer>,
+    to_router: Sender<Sent>,
+    outbox: Outbox<'w>,
+    requests: Requests,
+    /// Queries written (or about to be) since the last hand-over.
+    sent: Sent,
+    /// Window slots taken and not yet used.
+    credits: usize,
+}
+
+impl AsSender<'_> {
+    /// Sends every query; the number of jobs (queries and malformed lines)
+    /// read, or why the file could not be read.
+    fn run<R: BufRead>(mut self, mut queries: QueryLines<R>) -> std::io::Result<usize> {
+        // Waiting for a quarter of a wide window to come back before sending
+        // again makes every hop's bursts larger: fewer system calls and
+        // wake-ups per query, while three quarters of the window stay in
+        // flight.
+        let burst = self.outbox.window.size / 4;
+        let mut index = 0;
+        let read = loop {
+            let job = match queries.next_job() {
+                Ok(Some(job)) => job,
+                Ok(None) => break Ok(index),
+                Err(err) => break Err(err),
+            };
+            match job {
+                Job::Ask(query) => {
+                    if self.credits == 0 {
+                        self.flush();
+                        self.credits = self.outbox.window.take(burst);
+                    }
+                    self.credits -= 1;
+                    self.requests.push(&query);
+                    self.sent.push(index, query.hostname);
+                    if self.requests.len() >= SEND_BATCH {
+                        self.flush();
+                    }
+                }
+                Job::Malformed { line, reason } => {
+                    self.outbox.malformed(index, malformed_line(line, &reason));
+                }
+            }
+            index += 1;
+        };
+        self.flush();
+        self.outbox.window.give_back(self.credits);
+        read
+    }
+
+    /// Signs and writes every queued request, and tells the router.
+    fn flush(&mut self) {
+        match &mut self.writer {
+            Some(writer) => self.requests.write_to(writer.queue()),
+            // The router reports why, for every query it is handed.
+            None => self.requests = Requests::default(),
+        }
+        if !self.sent.is_empty() {
             // The router outlives this stage; were it gone, the collector
             // would report these queries as lost.
-            let _ = to_router.send(std::mem::take(sent));
+            let _ = self.to_router.send(std::mem::take(&mut self.sent));
         }
-        if let Some(stream) = &mut as_writer
-            && stream.write_all(out).is_err()
+        if let Some(writer) = &mut self.writer
+            && writer.flush().is_err()
         {
             // The router sees the broken connection and fails every query
             // still queued for the AS.
-            let _ = stream.shutdown(Shutdown::Both);
-            as_writer = None;
+            writer.close();
+            self.writer = None;
         }
-        out.clear();
-        finished.hand_over();
-    };
-    for (index, job) in jobs.iter().enumerate() {
-        let query = match job {
-            Job::Ask(query) => query,
-            Job::Malformed { line, reason } => {
-                finished.malformed(index, malformed_line(*line, reason));
-                continue;
-            }
-        };
-        if credits == 0 {
-            flush(&mut requests, &mut out, &mut sent, &mut finished);
-            credits = finished.window.take(burst);
-        }
-        credits -= 1;
-        requests.push(query);
-        sent.push(Pending {
-            index,
-            hostname: query.hostname,
-        });
-        if requests.len() >= SEND_BATCH {
-            flush(&mut requests, &mut out, &mut sent, &mut finished);
-        }
+        self.outbox.hand_over();
     }
-    flush(&mut requests, &mut out, &mut sent, &mut finished);
-    finished.window.give_back(credits);
 }
 
-/// An AS `<host> <port>` reply already seen, and its meaning. The AS only
-/// ever names one of its two TLDS servers, so the router keeps the few lines
-/// it has seen and compares bytes instead of parsing each reply again.
+/// An AS `<host> <port>` reply already seen.
 struct KnownRoute {
     line: Vec<u8>,
     host: String,
     port: u16,
 }
 
-impl KnownRoute {
-    fn route(&self) -> Route<'_> {
-        Route::Tlds {
-            host: &self.host,
-            port: self.port,
-        }
-    }
-
-    fn new(line: &[u8], host: &str, port: u16) -> KnownRoute {
-        KnownRoute {
-            line: line.to_vec(),
-            host: host.to_owned(),
-            port,
-        }
-    }
-}
+/// The AS replies already seen and their meaning. The AS only ever names
+/// one of its two TLDS servers, so the router keeps the few lines it has
+/// seen and compares bytes instead of parsing each reply again.
+#[derive(Default)]
+struct KnownRoutes(Vec<KnownRoute>);
 
 /// Most AS replies the router remembers (an AS names two TLDS servers).
 const MAX_KNOWN_ROUTES: usize = 8;
 
-/// A connection to one TLDS, as the router writes to it.
-struct TldsLink<'a> {
+impl KnownRoutes {
+    /// What one read from the AS means for the query for `hostname`.
+    fn meaning<'a>(
+        &'a mut self,
+        read: Result<Option<&'a [u8]>, FrameError>,
+        hostname: &str,
+        as_name: &str,
+    ) -> Result<Route<'a>, Arc<PeerError>> {
+        let line = match &read {
+            Ok(Some(line)) => *line,
+            _ => &[],
+        };
+        if let Some(at) = self.0.iter().position(|known| known.line == line) {
+            let known = self.0.get(at).expect("a known route's place was just found");
+            return Ok(Route::Tlds {
+                host: &known.host,
+                port: known.port,
+            });
+        }
+        let route = route_of(read, hostname, as_name)?;
+        if let Route::Tlds { host, port } = route
+            && self.0.len() < MAX_KNOWN_ROUTES
+        {
+            self.0.push(KnownRoute {
+                line: line.to_vec(),
+                host: host.to_owned(),
+                port,
+            });
+        }
+        Ok(route)
+    }
+}
+
+/// The router's end of one TLDS connection: the write half, and the
+/// queries written on it not yet handed to its reader.
+struct TldsQueue {
     host: String,
     port: u16,
-    writer: TcpStream,
-    out: Vec<u8>,
-    sent: Vec<Pending<'a>>,
-    to_reader: Sender<Vec<Pending<'a>>>,
+    writer: Writer,
+    sent: Sent,
+    to_reader: Sender<Sent>,
+    /// Set by the reader once the connection failed.
     broken: Arc<AtomicBool>,
 }
 
-impl TldsLink<'_> {
+impl TldsQueue {
     fn flush(&mut self) {
         if self.sent.is_empty() {
             return;
         }
-        // The reader outlives the link; were it gone, the collector would
+        // The reader outlives the queue; were it gone, the collector would
         // report these queries as lost.
         let _ = self.to_reader.send(std::mem::take(&mut self.sent));
-        if self.writer.write_all(&self.out).is_err() {
+        if self.writer.flush().is_err() {
             // The reader fails whatever is queued once the socket is shut.
-            let _ = self.writer.shutdown(Shutdown::Both);
+            self.writer.close();
             self.broken.store(true, Ordering::Release);
         }
-        self.out.clear();
     }
 }
 
 /// Stage 2: reads AS replies and routes each query to the TLDS it names.
-fn route_replies<'scope, 'a: 'scope>(
-    scope: &'scope Scope<'scope, '_>,
-    as_reader: Option<TcpStream>,
-    from_sender: Receiver<Vec<Pending<'a>>>,
-    mut finished: Finished<'scope>,
-    settings: &Settings,
-) {
-    let mut reader = as_reader.map(LineReader::new);
-    let mut as_failure: Option<String> = match reader {
-        Some(_) => None,
-        None => Some(format!("no connection to the AS at {}", settings.as_name)),
-    };
-    let mut links: Vec<TldsLink<'a>> = Vec::new();
-    let mut unreachable = Unreachable::default();
-    let mut known_routes: Vec<KnownRoute> = Vec::new();
-    let flush_all = |links: &mut Vec<TldsLink<'a>>, finished: &mut Finished<'_>| {
-        links.iter_mut().for_each(TldsLink::flush);
-        finished.hand_over();
-    };
-    while let Some(batch) = next_batch(&from_sender, || flush_all(&mut links, &mut finished)) {
-        for waiting in batch {
-            let Some(as_reader) = reader.as_mut().filter(|_| as_failure.is_none()) else {
-                let reason = as_failure.as_deref().unwrap_or("no connection to the AS");
-                finished.failed(waiting, reason);
-                continue;
-            };
-            if !as_reader.has_buffered_line() {
-                flush_all(&mut links, &mut finished);
-            }
-            let read = as_reader.read_line();
-            let known = match &read {
-                Ok(Some(line)) => known_routes.iter().find(|known| known.line == *line),
-                _ => None,
-            };
-            let route = match known {
-                Some(known) => Ok(known.route()),
-                None => {
-                    let line: &[u8] = match &read {
-                        Ok(Some(line)) => line,
-                        _ => &[],
-                    };
-                    let route = route_of(read, waiting.hostname, &settings.as_name);
-                    if let Ok(Route::Tlds { host, port }) = route
-                        && known_routes.len() < MAX_KNOWN_ROUTES
-                    {
-                        known_routes.push(KnownRoute::new(line, host, port));
-                    }
-                    route
-                }
-            };
-            let failure = match route {
-                Ok(Route::Tlds { host, port }) => {
-                    let link = link_for(
-                        scope,
-                        &mut links,
-                        &mut unreachable,
-                        host,
-                        port,
-                        &finished,
-                        settings,
-                    );
-                    match link {
-                        Ok(link) => {
-                            HostRequest(waiting.hostname).write_to(&mut link.out);
-                            link.sent.push(waiting);
-                            if link.out.len() >= FLUSH_AT {
-                                link.flush();
-                            }
-                        }
-                        Err(reason) => finished.failed(waiting, &reason),
-                    }
-                    None
-                }
-                Ok(Route::Done { line, failed }) => {
-                    finished.done(waiting, line, failed);
-                    None
-                }
-                Err(reason) => Some(reason),
-            };
-            if let Some(reason) = failure {
-                finished.failed(waiting, &reason);
-                let _ = as_reader.get_ref().shutdown(Shutdown::Both);
-                as_failure = Some(reason);
-            }
-        }
-    }
-    flush_all(&mut links, &mut finished);
+struct Router<'scope, 'env> {
+    /// The AS connection's read half, or why it can no longer be used.
+    as_reader: Result<LineReader<TcpStream>, Arc<PeerError>>,
+    as_name: &'env str,
+    known_routes: KnownRoutes,
+    tlds: TldsQueues<'scope, 'env>,
+    outbox: Outbox<'scope>,
 }
 
-/// The open connection to `host:port`, opening one (and its reader) if
-/// there is none or the last one broke.
-fn link_for<'l, 'scope, 'a: 'scope>(
-    scope: &'scope Scope<'scope, '_>,
-    links: &'l mut Vec<TldsLink<'a>>,
-    unreachable: &mut Unreachable,
-    host: &str,
-    port: u16,
-    finished: &Finished<'scope>,
-    settings: &Settings,
-) -> Result<&'l mut TldsLink<'a>, String> {
-    let existing = links
-        .iter()
-        .position(|link| link.host == host && link.port == port);
-    if let Some(position) = existing {
-        let broken = links
-            .get(position)
-            .is_some_and(|link| link.broken.load(Ordering::Acquire));
-        if !broken {
-            return links.get_mut(position).ok_or_else(String::new);
+impl Router<'_, '_> {
+    fn run(mut self, from_sender: &Receiver<Sent>) {
+        while let Some(batch) = next_batch(from_sender, || self.flush_all()) {
+            for (index, hostname) in batch.iter() {
+                self.route(index, hostname);
+            }
         }
-        // Hand the old link's queued queries to its reader (which fails
-        // them), then drop it: its reader finishes and exits.
-        if let Some(mut old) = (position < links.len()).then(|| links.swap_remove(position)) {
-            old.flush();
+        self.flush_all();
+    }
+
+    fn flush_all(&mut self) {
+        self.tlds.flush_all();
+        self.outbox.hand_over();
+    }
+
+    /// Reads the AS's reply for one query and acts on it.
+    fn route(&mut self, index: usize, hostname: &str) {
+        let reader = match &mut self.as_reader {
+            Ok(reader) => reader,
+            Err(error) => return self.outbox.failed(index, hostname, error),
+        };
+        if !reader.has_buffered_line() {
+            self.tlds.flush_all();
+            self.outbox.hand_over();
+        }
+        let read = reader.read_line();
+        match self.known_routes.meaning(read, hostname, self.as_name) {
+            Ok(Route::Tlds { host, port }) => {
+                self.tlds
+                    .send(index, hostname, (host, port), &mut self.outbox);
+            }
+            Ok(Route::Answered { line, failed }) => self.outbox.answered(index, line, failed),
+            Err(error) => {
+                self.outbox.failed(index, hostname, &error);
+                if let Ok(reader) = &self.as_reader {
+                    let _ = reader.get_ref().shutdown(std::net::Shutdown::Both);
+                }
+                self.as_reader = Err(error);
+            }
         }
     }
-    let name = format!("{host}:{port}");
-    let (read_half, writer) = unreachable
-        .connect(host, port, settings.timeout)
-        .and_then(|stream| Ok((stream.try_clone().map_err(|err| err.to_string())?, stream)))?;
-    let (to_reader, queued) = mpsc::channel();
-    let broken = Arc::new(AtomicBool::new(false));
-    {
-        let finished = Finished::new(finished.collector.clone(), finished.window);
-        let broken = Arc::clone(&broken);
-        let reader = named("client reader").spawn_scoped(scope, move || {
-            read_tlds_replies(read_half, queued, finished, &broken, &name)
-        });
-        reader
-            .map_err(|err| format!("cannot start a thread for the TLDS at {host}:{port}: {err}"))?;
+}
+
+/// The router's connections to the TLDS servers, opened on first use, each
+/// with a reader thread of its own.
+struct TldsQueues<'scope, 'env> {
+    scope: &'scope Scope<'scope, 'env>,
+    settings: &'env Settings,
+    queues: Vec<TldsQueue>,
+    unreachable: Unreachable,
+}
+
+impl<'scope, 'env> TldsQueues<'scope, 'env> {
+    fn flush_all(&mut self) {
+        self.queues.iter_mut().for_each(TldsQueue::flush);
     }
-    links.push(TldsLink {
-        host: host.to_owned(),
-        port,
-        writer,
-        out: Vec::with_capacity(FLUSH_AT),
-        sent: Vec::new(),
-        to_reader,
-        broken,
-    });
-    links.last_mut().ok_or_else(String::new)
+
+    /// Queues `hostname` for the TLDS at `host:port`.
+    fn send(
+        &mut self,
+        index: usize,
+        hostname: &str,
+        (host, port): (&str, u16),
+        outbox: &mut Outbox<'scope>,
+    ) {
+        match self.queue_for(host, port, outbox) {
+            Ok(queue) => {
+                HostRequest(hostname).write_to(queue.writer.queue());
+                queue.sent.push(index, hostname);
+                if queue.writer.is_full() {
+                    queue.flush();
+                }
+            }
+            Err(error) => outbox.failed(index, hostname, &error),
+        }
+    }
+
+    /// The open connection to `host:port`, opening one (and its reader) if
+    /// there is none or the last one broke.
+    fn queue_for(
+        &mut self,
+        host: &str,
+        port: u16,
+        outbox: &Outbox<'scope>,
+    ) -> Result<&mut TldsQueue, Arc<PeerError>> {
+        let existing = self
+            .queues
+            .iter()
+            .position(|queue| queue.host == host && queue.port == port);
+        if let Some(at) = existing {
+            let broken = self
+                .queues
+                .get(at)
+                .is_some_and(|queue| queue.broken.load(Ordering::Acquire));
+            if !broken {
+                return Ok(self.queues.get_mut(at).expect("found just now"));
+            }
+            // Hand the old connection's queued queries to its reader (which
+            // fails them), then drop it: its reader finishes and exits.
+            self.queues.swap_remove(at).flush();
+        }
+        let queue = self.open(host, port, outbox)?;
+        self.queues.push(queue);
+        Ok(self.queues.last_mut().expect("pushed just now"))
+    }
+
+    /// Connects to `host:port` and starts the connection's reader.
+    fn open(
+        &mut self,
+        host: &str,
+        port: u16,
+        outbox: &Outbox<'scope>,
+    ) -> Result<TldsQueue, Arc<PeerError>> {
+        let name = format!("{host}:{port}");
+        let stream = self
+            .unreachable
+            .connect(host, port, self.settings.timeout)?;
+        let broken_by = |kind| PeerError::new(Peer::Tlds(name.clone()), kind);
+        let (reader, writer) = Connection::new(stream)
+            .map_err(|err| broken_by(PeerErrorKind::Io(FrameError::Io(err))))?
+            .split();
+        let (to_reader, queued) = mpsc::channel();
+        let broken = Arc::new(AtomicBool::new(false));
+        let tlds_reader = TldsReader {
+            reader,
+            outbox: outbox.another(),
+            broken: Arc::clone(&broken),
+            name: name.clone(),
+        };
+        named("client reader")
+            .spawn_scoped(self.scope, move || tlds_reader.run(&queued))
+            .map_err(|err| broken_by(PeerErrorKind::Thread(err)))?;
+        Ok(TldsQueue {
+            host: host.to_owned(),
+            port,
+            writer,
+            sent: Sent::default(),
+            to_reader,
+            broken,
+        })
+    }
 }
 
 /// Stage 3: reads one TLDS's replies, in the order its queries were sent.
-fn read_tlds_replies(
-    stream: TcpStream,
-    queued: Receiver<Vec<Pending<'_>>>,
-    mut finished: Finished<'_>,
-    broken: &AtomicBool,
-    name: &str,
-) {
-    let mut reader = LineReader::new(stream);
-    let mut failure: Option<String> = None;
-    while let Some(batch) = next_batch(&queued, || finished.hand_over()) {
-        for waiting in batch {
-            if let Some(reason) = &failure {
-                finished.failed(waiting, reason);
-                continue;
-            }
-            if !reader.has_buffered_line() {
-                finished.hand_over();
-            }
-            let reason = match read_answer(&mut reader, waiting.hostname, name) {
-                Ok((line, failed)) => {
-                    finished.done(waiting, line, failed);
+struct TldsReader<'w> {
+    reader: LineReader<TcpStream>,
+    outbox: Outbox<'w>,
+    broken: Arc<AtomicBool>,
+    /// `host:port`, for error lines.
+    name: String,
+}
+
+impl TldsReader<'_> {
+    fn run(mut self, queued: &Receiver<Sent>) {
+        let mut failure: Option<Arc<PeerError>> = None;
+        while let Some(batch) = next_batch(queued, || self.outbox.hand_over()) {
+            for (index, hostname) in batch.iter() {
+                if let Some(error) = &failure {
+                    self.outbox.failed(index, hostname, error);
                     continue;
                 }
-                Err(reason) => reason,
-            };
-            broken.store(true, Ordering::Release);
-            let _ = reader.get_ref().shutdown(Shutdown::Both);
-            finished.failed(waiting, &reason);
-            failure = Some(reason);
+                if !self.reader.has_buffered_line() {
+                    self.outbox.hand_over();
+                }
+                match answer_of(self.reader.read_line(), hostname, &self.name) {
+                    Ok((line, failed)) => self.outbox.answered(index, line, failed),
+                    Err(error) => {
+                        self.broken.store(true, Ordering::Release);
+                        let _ = self.reader.get_ref().shutdown(std::net::Shutdown::Both);
+                        self.outbox.failed(index, hostname, &error);
+                        failure = Some(error);
+                    }
+                }
+            }
         }
+        self.outbox.hand_over();
     }
-    finished.hand_over();
 }

@@ -163,9 +163,9 @@ pub fn compress(state: &mut States, blocks: &[[u8; 64]; LANES]) {
         let rotate = ROTATE.get(step / 16).and_then(|round| round.get(step % 4));
         let next = a
             .add(mixed)
-            .add(Word::splat(K.get(step).copied().unwrap_or(0)))
-            .add(message.get(index).copied().unwrap_or(Word::splat(0)))
-            .rotate_left(rotate.copied().unwrap_or(0))
+            .add(Word::splat(*K.get(step).expect("MD5 has 64 constants")))
+            .add(*message.get(index).expect("a block has 16 words"))
+            .rotate_left(*rotate.expect("4 rounds of 4 rotations"))
             .add(b);
         (a, b, c, d) = (d, next, b, c);
     }
@@ -176,12 +176,12 @@ pub fn compress(state: &mut States, blocks: &[[u8; 64]; LANES]) {
 
 /// Lane `lane` of `state`, as an ordinary MD5 state.
 pub fn lane(state: &States, lane: usize) -> [u32; 4] {
-    state.map(|word| word.get(lane).copied().unwrap_or(0))
+    state.map(|word| *word.get(lane).expect("lane is below LANES"))
 }
 
 /// Word-major states from eight ordinary ones.
 pub fn gather(states: [[u32; 4]; LANES]) -> States {
-    std::array::from_fn(|word| states.map(|state| state.get(word).copied().unwrap_or(0)))
+    std::array::from_fn(|word| states.map(|state| *state.get(word).expect("an MD5 state has 4 words")))
 }
 
 #[cfg(test)]

@@ -1,0 +1,533 @@
+//! The AS's links to one TLDS: a fixed number of pipelined connections,
+//! shared by every client connection, so what the AS holds on a TLDS does not
+//! grow with its clients.
+//!
+//! A client thread [`SharedLink::submit`]s its burst of challenges (one
+//! write, under the link's writer lock, which also fixes the burst's place in
+//! the answer order) and then [`SharedLink::wait`]s for as many digests.
+//! Waiting threads take turns reading (leader/follower): whoever waits while
+//! nobody reads becomes the reader, hands every answer it reads to the burst
+//! it belongs to, and passes the turn on when its own burst is complete. A
+//! lone client's answers are thus read by its own thread, with no hand-off.
+//!
+//! The link also knows its TLDS's [`Health`]: up since when, or down since
+//! when and why.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::connection::{self, FrameError, LineReader};
+use crate::digest::Digest;
+use crate::wire::{AuthReply, DigestReply, WireError};
+
+/// One TLDS as the AS knows it.
+#[derive(Debug, Clone)]
+pub struct TldsPeer {
+    /// `tlds1` or `tlds2`, for error messages.
+    pub name: &'static str,
+    pub host: String,
+    pub as_port: u16,
+    pub client_port: u16,
+    /// `host:as_port`, resolved at start.
+    pub as_addrs: Vec<SocketAddr>,
+    /// The reply that sends a client here, formatted once.
+    reply: Vec<u8>,
+}
+
+impl TldsPeer {
+    pub fn new(
+        name: &'static str,
+        host: String,
+        as_port: u16,
+        client_port: u16,
+        as_addrs: Vec<SocketAddr>,
+    ) -> TldsPeer {
+        let mut reply = Vec::new();
+        AuthReply::Tlds {
+            host: &host,
+            port: client_port,
+        }
+        .write_to(&mut reply);
+        TldsPeer {
+            name,
+            host,
+            as_port,
+            client_port,
+            as_addrs,
+            reply,
+        }
+    }
+
+    /// `tlds1 at host:port`, as errors and the start-up line name it.
+    pub fn describe(&self) -> String {
+        format!("{} at {}:{}", self.name, self.host, self.as_port)
+    }
+
+    /// The `<host> <port>` line that sends a client to this TLDS.
+    pub fn route_reply(&self) -> &[u8] {
+        &self.reply
+    }
+}
+
+/// Why a TLDS gave no digest for a challenge.
+#[derive(Debug)]
+pub struct LinkError {
+    /// The TLDS, as [`TldsPeer::describe`] names it.
+    pub peer: Arc<str>,
+    pub kind: LinkErrorKind,
+}
+
+#[derive(Debug)]
+pub enum LinkErrorKind {
+    Connect(io::Error),
+    Write(io::Error),
+    Read(FrameError),
+    Closed,
+    BadReply(WireError),
+    /// A line arrived when no challenge was waiting for one.
+    Unasked,
+    /// The TLDS answered this challenge with `Error: <reason>`.
+    Refused(String),
+}
+
+impl fmt::Display for LinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let peer = &self.peer;
+        match &self.kind {
+            LinkErrorKind::Connect(err) | LinkErrorKind::Write(err) => {
+                write!(f, "{peer} unreachable: {err}")
+            }
+            LinkErrorKind::Read(err) => write!(f, "{peer} unreachable: {err}"),
+            LinkErrorKind::Closed => write!(f, "{peer} closed the connection"),
+            LinkErrorKind::BadReply(err) => write!(f, "bad reply from {peer}: {err}"),
+            LinkErrorKind::Unasked => write!(f, "{peer} sent an answer nobody asked for"),
+            LinkErrorKind::Refused(reason) => write!(f, "{peer} answered: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for LinkError {}
+
+/// A TLDS's answer to one challenge.
+pub type Answer = Result<Digest, Arc<LinkError>>;
+
+/// What a link knows of its TLDS.
+#[derive(Debug, Clone)]
+pub enum Health {
+    /// No connection has been tried yet.
+    Untried,
+    Up { since: Instant },
+    Down { since: Instant, why: Arc<LinkError> },
+}
+
+/// A burst written on a link, to be passed to [`SharedLink::wait`].
+#[derive(Debug, Clone, Copy)]
+pub struct Submitted {
+    id: u64,
+    /// Whether it went out on a connection an earlier burst had used.
+    reused: bool,
+}
+
+/// The answers to one burst, one per challenge, in order.
+pub struct Outcome {
+    pub answers: Vec<Answer>,
+    /// The connection closed before answering any of them: worth sending
+    /// again on a new one if it was a reused connection (a TLDS closes idle
+    /// connections, and signing a challenge twice is harmless).
+    pub closed_unanswered: bool,
+}
+
+/// A burst waiting for its answers.
+struct Pending {
+    id: u64,
+    /// Which connection it was written on.
+    generation: u64,
+    expected: usize,
+    answers: Vec<Answer>,
+    /// Its thread's wake-up call.
+    waker: Arc<Condvar>,
+    /// Its thread is asleep in [`SharedLink::wait`] on this link.
+    sleeping: bool,
+}
+
+struct State {
+    /// The open connection's number; 0 while none is open.
+    generation: u64,
+    connections: u64,
+    /// The open connection's read half, unless its reader has it.
+    reader: Option<LineReader<TcpStream>>,
+    leading: bool,
+    next_id: u64,
+    /// Bursts in the order they were written, so answers pair with them.
+    pending: VecDeque<Pending>,
+    finished: Vec<(u64, Outcome)>,
+    health: Health,
+}
+
+/// Most answers a reader takes from the socket before handing them out.
+const READ_BATCH: usize = 1024;
+
+/// One pipelined connection to a TLDS, shared by every client connection
+/// and reopened when needed.
+pub struct SharedLink {
+    peer: Arc<TldsPeer>,
+    described: Arc<str>,
+    timeout: Duration,
+    /// The write half and its connection's number. Writing a burst and
+    /// queueing it for answers happen under this lock, in that order.
+    writer: Mutex<Option<(u64, TcpStream)>>,
+    state: Mutex<State>,
+    opened: AtomicUsize,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl SharedLink {
+    pub fn new(peer: Arc<TldsPeer>, timeout: Duration) -> SharedLink {
+        SharedLink {
+            described: peer.describe().into(),
+            peer,
+            timeout,
+            writer: Mutex::new(None),
+            state: Mutex::new(State {
+                generation: 0,
+                connections: 0,
+                reader: None,
+                leading: false,
+                next_id: 0,
+                pending: VecDeque::new(),
+                finished: Vec::new(),
+                health: Health::Untried,
+            }),
+            opened: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn peer(&self) -> &TldsPeer {
+        &self.peer
+    }
+
+    pub fn health(&self) -> Health {
+        lock(&self.state).health.clone()
+    }
+
+    /// How many connections this link has opened so far.
+    pub fn connections_opened(&self) -> usize {
+        self.opened.load(Ordering::Relaxed)
+    }
+
+    fn error(&self, kind: LinkErrorKind) -> Arc<LinkError> {
+        Arc::new(LinkError {
+            peer: Arc::clone(&self.described),
+            kind,
+        })
+    }
+
+    /// Sends `count` challenges (`challenges` holds them, one per line),
+    /// connecting first if need be. `waker` is how the calling thread is
+    /// woken while it waits.
+    pub fn submit(
+        &self,
+        challenges: &[u8],
+        count: usize,
+        waker: &Arc<Condvar>,
+    ) -> Result<Submitted, Arc<LinkError>> {
+        let mut writer = lock(&self.writer);
+        if let Some((generation, _)) = &*writer
+            && lock(&self.state).generation != *generation
+        {
+            // Its reader gave up on this connection.
+            *writer = None;
+        }
+        let reused = writer.is_some();
+        let (generation, stream) = match &mut *writer {
+            Some(open) => open,
+            None => writer.insert(self.open()?),
+        };
+        let id = {
+            let mut state = lock(&self.state);
+            let id = state.next_id;
+            state.next_id += 1;
+            state.pending.push_back(Pending {
+                id,
+                generation: *generation,
+                expected: count,
+                answers: Vec::with_capacity(count),
+                waker: Arc::clone(waker),
+                sleeping: false,
+            });
+            id
+        };
+        if let Err(err) = stream.write_all(challenges) {
+            let generation = *generation;
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            *writer = None;
+            let error = self.error(LinkErrorKind::Write(err));
+            self.fail(&mut lock(&self.state), generation, &error, true);
+        }
+        Ok(Submitted { id, reused })
+    }
+
+    /// Opens a new connection; called with the writer lock held.
+    fn open(&self) -> Result<(u64, TcpStream), Arc<LinkError>> {
+        let opened = connection::connect(&self.peer.as_addrs, self.timeout)
+            .and_then(|stream| Ok((stream.try_clone()?, stream)));
+        let mut state = lock(&self.state);
+        match opened {
+            Ok((read_half, stream)) => {
+                self.opened.fetch_add(1, Ordering::Relaxed);
+                state.connections += 1;
+                state.generation = state.connections;
+                state.reader = Some(LineReader::new(read_half));
+                state.health = Health::Up {
+                    since: Instant::now(),
+                };
+                Ok((state.generation, stream))
+            }
+            Err(err) => {
+                let error = self.error(LinkErrorKind::Connect(err));
+                state.health = Health::Down {
+                    since: Instant::now(),
+                    why: Arc::clone(&error),
+                };
+                Err(error)
+            }
+        }
+    }
+
+    /// Waits for the answers to a submitted burst, reading them (and others'
+    /// on the way) when no other thread is. `waker` must be the one given
+    /// to [`SharedLink::submit`].
+    pub fn wait(&self, submitted: Submitted, waker: &Condvar) -> Outcome {
+        let mut state = lock(&self.state);
+        loop {
+            if let Some(at) = state
+                .finished
+                .iter()
+                .position(|(id, _)| *id == submitted.id)
+            {
+                let (_, outcome) = state.finished.swap_remove(at);
+                self.pass_the_turn(&state);
+                return outcome;
+            }
+            if !state.leading {
+                state = self.read_answers(state);
+                continue;
+            }
+            if let Ok(at) = state
+                .pending
+                .binary_search_by_key(&submitted.id, |pending| pending.id)
+                && let Some(mine) = state.pending.get_mut(at)
+            {
+                mine.sleeping = true;
+            }
+            state = waker
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+
+    /// Wakes a sleeping waiter to read next, if nobody is reading.
+    fn pass_the_turn(&self, state: &State) {
+        if state.leading {
+            return;
+        }
+        if let Some(next) = state.pending.iter().find(|pending| pending.sleeping) {
+            next.waker.notify_one();
+        }
+    }
+
+    /// Reads at least one answer (blocking, with the lock released), then
+    /// every answer already buffered, and hands them out.
+    fn read_answers<'s>(&'s self, mut state: MutexGuard<'s, State>) -> MutexGuard<'s, State> {
+        let generation = state.generation;
+        let mut reader = state
+            .reader
+            .take()
+            .expect("while a burst waits, its connection is open, and nobody else reads it");
+        state.leading = true;
+        drop(state);
+        let mut answers = Vec::new();
+        let mut failure = None;
+        loop {
+            match reader.read_line() {
+                Ok(Some(line)) => match DigestReply::parse(line) {
+                    Ok(DigestReply::Digest(digest)) => answers.push(Ok(digest)),
+                    Ok(DigestReply::Error(reason)) => answers.push(Err(
+                        self.error(LinkErrorKind::Refused(reason.to_owned()))
+                    )),
+                    Err(err) => failure = Some(LinkErrorKind::BadReply(err)),
+                },
+                Ok(None) => failure = Some(LinkErrorKind::Closed),
+                Err(err) => failure = Some(LinkErrorKind::Read(err)),
+            }
+            if failure.is_some() || answers.len() >= READ_BATCH || !reader.has_buffered_line() {
+                break;
+            }
+        }
+        let mut state = lock(&self.state);
+        state.leading = false;
+        if state.generation != generation {
+            // A writer gave up on this connection meanwhile and failed
+            // every burst written on it.
+            return state;
+        }
+        for answer in answers {
+            if !self.deliver(&mut state, answer) {
+                failure = Some(LinkErrorKind::Unasked);
+                break;
+            }
+        }
+        match failure {
+            None => state.reader = Some(reader),
+            Some(kind) => {
+                let _ = reader.get_ref().shutdown(std::net::Shutdown::Both);
+                // A timeout is a TLDS too slow to ask again; a close is
+                // what an idle connection's end looks like.
+                let closed = matches!(
+                    &kind,
+                    LinkErrorKind::Closed | LinkErrorKind::Read(FrameError::Io(_))
+                ) && !matches!(&kind, LinkErrorKind::Read(err) if err.is_timeout());
+                let error = self.error(kind);
+                self.fail(&mut state, generation, &error, closed);
+            }
+        }
+        state
+    }
+
+    /// Gives one answer to the oldest burst still waiting; false when no
+    /// burst is waiting.
+    fn deliver(&self, state: &mut State, answer: Answer) -> bool {
+        let Some(oldest) = state.pending.front_mut() else {
+            return false;
+        };
+        oldest.answers.push(answer);
+        if oldest.answers.len() >= oldest.expected {
+            let done = state
+                .pending
+                .pop_front()
+                .expect("the oldest burst was just looked at");
+            done.waker.notify_one();
+            state.finished.push((
+                done.id,
+                Outcome {
+                    answers: done.answers,
+                    closed_unanswered: false,
+                },
+            ));
+        }
+        true
+    }
+
+    /// Ends connection `generation`: every burst written on it gets `error`
+    /// for each challenge not yet answered.
+    fn fail(&self, state: &mut State, generation: u64, error: &Arc<LinkError>, closed: bool) {
+        if state.generation == generation {
+            state.generation = 0;
+            state.reader = None;
+            state.health = Health::Down {
+                since: Instant::now(),
+                why: Arc::clone(error),
+            };
+        }
+        while state
+            .pending
+            .front()
+            .is_some_and(|pending| pending.generation == generation)
+        {
+            let mut failed = state
+                .pending
+                .pop_front()
+                .expect("the front burst was just looked at");
+            let closed_unanswered = closed && failed.answers.is_empty();
+            failed
+                .answers
+                .resize_with(failed.expected, || Err(Arc::clone(error)));
+            failed.waker.notify_one();
+            state.finished.push((
+                failed.id,
+                Outcome {
+                    answers: failed.answers,
+                    closed_unanswered,
+                },
+            ));
+        }
+    }
+
+    /// Waits for a burst's answers, as [`SharedLink::wait`]; a reused
+    /// connection that closed before answering is replaced and the burst
+    /// sent once more on the new one.
+    pub fn finish(
+        &self,
+        submitted: Result<Submitted, Arc<LinkError>>,
+        challenges: &[u8],
+        count: usize,
+        waker: &Arc<Condvar>,
+    ) -> Vec<Answer> {
+        let mut submitted = submitted;
+        let mut retried = false;
+        loop {
+            let sent = match submitted {
+                Ok(sent) => sent,
+                Err(error) => return vec![Err(error); count],
+            };
+            let outcome = self.wait(sent, waker);
+            if !(outcome.closed_unanswered && sent.reused) || retried {
+                return outcome.answers;
+            }
+            retried = true;
+            submitted = self.submit(challenges, count, waker);
+        }
+    }
+
+    /// Sends a burst and waits for its answers.
+    pub fn ask(&self, challenges: &[u8], count: usize, waker: &Arc<Condvar>) -> Vec<Answer> {
+        let submitted = self.submit(challenges, count, waker);
+        self.finish(submitted, challenges, count, waker)
+    }
+}
+
+/// The links to one TLDS, taken in turn.
+pub struct TldsLinks {
+    links: Vec<SharedLink>,
+    next: AtomicUsize,
+}
+
+impl TldsLinks {
+    /// `count` links (at least one) to `peer`, none opened yet.
+    pub fn new(peer: TldsPeer, count: usize, timeout: Duration) -> TldsLinks {
+        let peer = Arc::new(peer);
+        TldsLinks {
+            links: (0..count.max(1))
+                .map(|_| SharedLink::new(Arc::clone(&peer), timeout))
+                .collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The link the next burst should use.
+    pub fn pick(&self) -> &SharedLink {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.links.len();
+        self.links
+            .get(turn)
+            .expect("a turn is taken modulo the number of links")
+    }
+
+    pub fn links(&self) -> &[SharedLink] {
+        &self.links
+    }
+
+    pub fn peer(&self) -> &TldsPeer {
+        self.links
+            .first()
+            .expect("there is always at least one link")
+            .peer()
+    }
+}

@@ -1,0 +1,213 @@
+//! The authentication server role (`as_server`): it holds no records and no
+//! keys. For each `challenge digest` from a client it asks both TLDS servers
+//! to sign the challenge, compares their digests with the client's in
+//! constant time, and tells the client which TLDS to ask.
+//!
+//! Client connections are served by the same loop as every other port
+//! ([`Connection::serve`]): requests are queued as they arrive, and a burst
+//! (every request already buffered, up to
+//! [`MAX_QUEUED`](crate::connection::MAX_QUEUED)) is forwarded to
+//! both TLDS servers in one write each, before reading either's answers, so
+//! neither TLDS waits on the other and a pipelining client pays one round
+//! trip per burst, not per request. The connections to each TLDS are a fixed
+//! few, shared by every client connection ([`link`]).
+
+pub mod link;
+
+use std::io;
+use std::net::TcpListener;
+use std::sync::{Arc, Condvar};
+use std::time::Duration;
+
+use crate::connection::{Connection, Respond};
+use crate::digest::Digest;
+use crate::server::{self, Allow, Gate, Port, Stopper};
+use crate::wire::{self, AuthReply, AuthRequest, ChallengeRequest, WireError};
+
+pub use link::{Answer, Health, LinkError, SharedLink, TldsLinks, TldsPeer};
+
+/// Everything the AS serves with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub tlds: [TldsPeer; 2],
+    /// Bound on connecting to, and waiting for, a TLDS.
+    pub timeout: Duration,
+    /// Connections kept to each TLDS, shared by every client.
+    pub links_per_tlds: usize,
+    /// Client connections served at once.
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+}
+
+/// The AS's state, shared by every client connection: its links to the two
+/// TLDS servers.
+pub struct AuthServer {
+    links: [TldsLinks; 2],
+    gate: Arc<Gate>,
+}
+
+impl AuthServer {
+    pub fn new(config: Config) -> AuthServer {
+        let Config {
+            tlds,
+            timeout,
+            links_per_tlds,
+            max_connections,
+            idle_timeout,
+        } = config;
+        AuthServer {
+            links: tlds.map(|peer| TldsLinks::new(peer, links_per_tlds, timeout)),
+            gate: Gate::new(max_connections, idle_timeout),
+        }
+    }
+
+    /// The links to tlds1 and tlds2.
+    pub fn links(&self) -> &[TldsLinks; 2] {
+        &self.links
+    }
+
+    /// Serves clients on `listener` until `stopper` says stop, then lets
+    /// open connections finish what they have read.
+    pub fn serve(self: Arc<Self>, listener: TcpListener, stopper: &Stopper) {
+        let port = Port {
+            role: "as_server".to_owned(),
+            allow: Allow::Anyone,
+        };
+        let gate = Arc::clone(&self.gate);
+        server::serve(&port, listener, &gate, stopper, move |connection| {
+            self.serve_client(connection)
+        });
+        server::finish(&gate);
+    }
+
+    /// Serves one client connection until it closes, idles out or misbehaves.
+    pub fn serve_client(&self, connection: Connection) {
+        connection.serve(ClientRequests {
+            server: self,
+            burst: Burst::default(),
+            waker: Arc::new(Condvar::new()),
+        });
+    }
+
+    /// Asks both TLDS servers about every valid request in `burst`, then
+    /// appends one reply per request to `out`.
+    fn answer(&self, burst: &Burst, waker: &Arc<Condvar>, out: &mut Vec<u8>) {
+        let [mut first, mut second] = self.ask_both(burst, waker);
+        for item in &burst.items {
+            let digest = match item {
+                Item::Invalid(err) => {
+                    wire::write_error(out, err);
+                    continue;
+                }
+                Item::Ask(digest) => digest,
+            };
+            let answers = [first.next(), second.next()].map(|answer| {
+                answer.expect("each TLDS gives one answer per valid request of the burst")
+            });
+            self.reply(digest, &answers, out);
+        }
+    }
+
+    /// Both TLDS servers' answers to the burst's challenges, in order.
+    fn ask_both(&self, burst: &Burst, waker: &Arc<Condvar>) -> [std::vec::IntoIter<Answer>; 2] {
+        if burst.asks == 0 {
+            return [Vec::new().into_iter(), Vec::new().into_iter()];
+        }
+        let [one, two] = self.links.each_ref().map(TldsLinks::pick);
+        // Both writes go out before either wait, so the TLDS servers sign
+        // at the same time.
+        let [sent_one, sent_two] =
+            [one, two].map(|link| link.submit(&burst.challenges, burst.asks, waker));
+        [(one, sent_one), (two, sent_two)].map(|(link, sent)| {
+            link.finish(sent, &burst.challenges, burst.asks, waker)
+                .into_iter()
+        })
+    }
+
+    /// The reply to one request, given both TLDS servers' answers.
+    fn reply(&self, digest: &Digest, answers: &[Answer; 2], out: &mut Vec<u8>) {
+        let matched = self
+            .links
+            .iter()
+            .zip(answers)
+            .find(|(_, answer)| matches!(answer, Ok(theirs) if theirs.matches(digest)));
+        if let Some((links, _)) = matched {
+            out.extend_from_slice(links.peer().route_reply());
+            return;
+        }
+        let failures: Vec<String> = answers
+            .iter()
+            .filter_map(|answer| answer.as_ref().err().map(ToString::to_string))
+            .collect();
+        if failures.is_empty() {
+            AuthReply::NoMatch.write_to(out);
+        } else {
+            AuthReply::Error(&failures.join("; ")).write_to(out);
+        }
+    }
+}
+
+/// One client connection's [`Respond`]: requests are queued until the burst
+/// is complete, then answered together.
+struct ClientRequests<'s> {
+    server: &'s AuthServer,
+    burst: Burst,
+    /// Wakes this connection's thread while it waits on a link.
+    waker: Arc<Condvar>,
+}
+
+impl Respond for ClientRequests<'_> {
+    fn respond(&mut self, line: &[u8], _out: &mut Vec<u8>) {
+        self.burst.add(line);
+    }
+
+    fn complete(&mut self, out: &mut Vec<u8>) {
+        if !self.burst.items.is_empty() {
+            self.server.answer(&self.burst, &self.waker, out);
+            self.burst.clear();
+        }
+    }
+
+    fn queued(&self) -> usize {
+        self.burst.items.len()
+    }
+}
+
+/// Serves clients on `listener` with `config` until `stopper` says stop.
+pub fn run(config: Config, listener: TcpListener, stopper: &Stopper) -> io::Result<()> {
+    Arc::new(AuthServer::new(config)).serve(listener, stopper);
+    Ok(())
+}
+
+/// What one burst of client requests asks for.
+#[derive(Default)]
+struct Burst {
+    items: Vec<Item>,
+    /// The valid requests' challenges, one per line, ready to forward.
+    challenges: Vec<u8>,
+    asks: usize,
+}
+
+enum Item {
+    Invalid(WireError),
+    Ask(Digest),
+}
+
+impl Burst {
+    fn clear(&mut self) {
+        self.items.clear();
+        self.challenges.clear();
+        self.asks = 0;
+    }
+
+    fn add(&mut self, line: &[u8]) {
+        match AuthRequest::parse(line) {
+            Ok(request) => {
+                ChallengeRequest(request.challenge).write_to(&mut self.challenges);
+                self.items.push(Item::Ask(request.digest));
+                self.asks += 1;
+            }
+            Err(err) => self.items.push(Item::Invalid(err)),
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! What every program's command line shares: resolving and binding with
+//! errors that name the flag at fault, timeouts in seconds, signals, and
+//! turning a failure into one line on stderr and an exit status.
+
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use authdns::server::Stopper;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+/// Resolves `host:port`; the error names the flags the values came from.
+pub fn resolve(host: &str, port: u16, flags: &str) -> Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {host}:{port} ({flags})"))?
+        .collect();
+    if addrs.is_empty() {
+        bail!("{host}:{port} ({flags}) resolves to no address");
+    }
+    Ok(addrs)
+}
+
+/// Opens a listener; port 0 picks any free port.
+#[allow(dead_code)] // the client listens on nothing
+pub fn bind(host: &str, port: u16, flags: &str) -> Result<TcpListener> {
+    let addrs = resolve(host, port, flags)?;
+    TcpListener::bind(addrs.as_slice())
+        .with_context(|| format!("cannot listen on {host}:{port} ({flags})"))
+}
+
+/// The address a listener really got (port 0 resolved), for the start-up line.
+#[allow(dead_code)] // the client listens on nothing
+pub fn local(listener: &TcpListener) -> String {
+    listener
+        .local_addr()
+        .map_or_else(|err| format!("<unknown: {err}>"), |addr| addr.to_string())
+}
+
+/// Parses a number of seconds (fractions allowed) for a timeout flag.
+pub fn seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    if !(secs > 0.0 && secs <= 1e9) {
+        return Err(format!("'{text}' must be more than 0 seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Calls `on_signal` with the signal's number, on a thread of its own, the
+/// first time SIGINT or SIGTERM arrives.
+pub fn on_stop_signal(on_signal: impl FnOnce(i32) + Send + 'static) -> Result<()> {
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM]).context("cannot listen for SIGINT and SIGTERM")?;
+    std::thread::Builder::new()
+        .name("signals".to_owned())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                on_signal(signal);
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(())
+}
+
+/// `SIGTERM` for 15, and so on.
+pub fn signal_name(signal: i32) -> &'static str {
+    signal_hook::low_level::signal_name(signal).unwrap_or("a signal")
+}
+
+/// Prints a failure as one line, `program: error: reason: cause`, exit 1.
+pub fn report(program: &str, result: Result<ExitCode>) -> ExitCode {
+    result.unwrap_or_else(|err| {
+        eprintln!("{program}: error: {err:#}");
+        ExitCode::FAILURE
+    })
+}
+
+/// The signal that stopped a server, once one has.
+#[allow(dead_code)] // the client exits on the signal itself
+pub struct StopSignal(Arc<AtomicI32>);
+
+#[allow(dead_code)] // the client exits on the signal itself
+impl StopSignal {
+    /// A [`Stopper`] that SIGINT and SIGTERM trigger, and what will say
+    /// which one did.
+    pub fn install() -> Result<(Stopper, StopSignal)> {
+        let stopper = Stopper::new();
+        let received = Arc::new(AtomicI32::new(0));
+        {
+            let (stopper, received) = (stopper.clone(), Arc::clone(&received));
+            on_stop_signal(move |signal| {
+                received.store(signal, Ordering::Release);
+                stopper.stop();
+            })?;
+        }
+        Ok((stopper, StopSignal(received)))
+    }
+
+    /// `SIGTERM` and the like.
+    pub fn name(&self) -> &'static str {
+        signal_name(self.0.load(Ordering::Acquire))
+    }
+}

@@ -1,0 +1,147 @@
+//! The command line of `tlds1` and `tlds2`: one definition, each program's
+//! defaults filled in from [`Defaults`].
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use authdns::digest::Key;
+use authdns::table::Table;
+use authdns::tlds::{self, Config, Defaults, Listeners};
+use clap::{CommandFactory, FromArgMatches, Parser};
+
+use crate::cli;
+
+/// A top-level domain server: signs challenges for the authentication server
+/// and answers hostname lookups for clients.
+#[derive(Debug, Parser)]
+#[command(version)]
+pub struct Args {
+    /// Address to listen on, for both ports (0.0.0.0: every IPv4 interface)
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
+    pub bind: String,
+
+    /// Port the authentication server sends challenges to (0: any free port)
+    #[arg(long, value_name = "PORT")]
+    pub as_port: u16,
+
+    /// Port clients send hostnames to (0: any free port)
+    #[arg(long, value_name = "PORT")]
+    pub client_port: u16,
+
+    /// Record table: `hostname address flag` per line, tab- or space-separated
+    #[arg(long, value_name = "PATH")]
+    pub table: PathBuf,
+
+    /// File whose first non-blank line is this server's secret key
+    #[arg(long, value_name = "PATH")]
+    pub key_file: PathBuf,
+
+    /// Serve the AS port only to this peer address (repeatable; default: anyone).
+    /// Recommended whenever the AS port is reachable from other machines
+    #[arg(long, value_name = "IP")]
+    pub as_allow: Vec<IpAddr>,
+
+    /// Most connections served at once, over both ports; more hear `Error: server busy`
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Close a connection that sends nothing for this many seconds
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = cli::seconds)]
+    pub idle_timeout: Duration,
+}
+
+impl Args {
+    /// The command line of one TLDS program, with that program's defaults.
+    pub fn command_for(defaults: &Defaults) -> clap::Command {
+        let with_default =
+            |value: &'static str| move |arg: clap::Arg| arg.default_value(value).required(false);
+        Args::command()
+            .name(defaults.name)
+            .bin_name(defaults.name)
+            .about(format!(
+                "{}: a top-level domain server of authdns.\n\n\
+                 Signs challenges with its key for the authentication server (AS port) \
+                 and answers hostname lookups from its table (client port). Both the table \
+                 and the key are read once, at start; a bad line stops the server with \
+                 `path:line: reason`. SIGINT or SIGTERM stops it cleanly: it answers what \
+                 it has read, then exits 0.",
+                defaults.name
+            ))
+            .after_help(format!(
+                "Example, letting only the AS at 10.0.0.1 ask for digests:\n  \
+                 {} --as-allow 10.0.0.1",
+                defaults.name
+            ))
+            .mut_arg("as_port", with_default(defaults.as_port))
+            .mut_arg("client_port", with_default(defaults.client_port))
+            .mut_arg("table", with_default(defaults.table))
+            .mut_arg("key_file", with_default(defaults.key_file))
+    }
+}
+
+fn start(defaults: &Defaults) -> Result<ExitCode> {
+    let matches = Args::command_for(defaults).get_matches();
+    let args = Args::from_arg_matches(&matches)?;
+    let key = Key::load(&args.key_file)?;
+    let table = Table::load(&args.table)?;
+    let listeners = Listeners {
+        as_port: cli::bind(&args.bind, args.as_port, "--bind/--as-port")?,
+        client_port: cli::bind(&args.bind, args.client_port, "--bind/--client-port")?,
+    };
+    eprintln!(
+        "{}: serving {} records; AS port on {}, client port on {}",
+        defaults.name,
+        table.len(),
+        cli::local(&listeners.as_port),
+        cli::local(&listeners.client_port),
+    );
+    let config = Config {
+        name: defaults.name,
+        table,
+        key,
+        as_allow: args.as_allow,
+        max_connections: args.max_connections,
+        idle_timeout: args.idle_timeout,
+    };
+    let (stopper, signal) = cli::StopSignal::install()?;
+    tlds::run(config, listeners, &stopper).context("cannot serve")?;
+    eprintln!("{}: stopped on {}", defaults.name, signal.name());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The whole `tlds1`/`tlds2` program.
+pub fn main(defaults: &Defaults) -> ExitCode {
+    cli::report(defaults.name, start(defaults))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use authdns::tlds::{TLDS1, TLDS2};
+
+    #[test]
+    fn the_two_programs_differ_only_in_defaults() {
+        for defaults in [TLDS1, TLDS2] {
+            let matches = Args::command_for(&defaults).get_matches_from([defaults.name]);
+            let args = Args::from_arg_matches(&matches).unwrap();
+            assert_eq!(args.as_port.to_string(), defaults.as_port);
+            assert_eq!(args.client_port.to_string(), defaults.client_port);
+            assert_eq!(args.table, PathBuf::from(defaults.table));
+            assert_eq!(args.key_file, PathBuf::from(defaults.key_file));
+            assert_eq!(args.bind, "0.0.0.0");
+        }
+        let matches = Args::command_for(&TLDS1).get_matches_from([
+            "tlds1",
+            "--as-port",
+            "0",
+            "--as-allow",
+            "127.0.0.1",
+        ]);
+        let args = Args::from_arg_matches(&matches).unwrap();
+        assert_eq!(args.as_port, 0);
+        assert_eq!(args.as_allow, ["127.0.0.1".parse::<IpAddr>().unwrap()]);
+    }
+}

@@ -1,0 +1,170 @@
+//! What each reply means for its query, shared by both client paths: the
+//! AS's reply becomes a route or a finished line, a TLDS's reply a result
+//! line, and a broken connection a [`PeerError`] that every query still
+//! waiting on it reports in its own line.
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::connection::{self, FrameError};
+use crate::wire::{self, AuthReply, HostReply, WireError};
+
+/// A server the client talks to, by the address it was given.
+#[derive(Debug, Clone)]
+pub enum Peer {
+    As(String),
+    Tlds(String),
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Peer::As(name) => write!(f, "the AS at {name}"),
+            Peer::Tlds(name) => write!(f, "the TLDS at {name}"),
+        }
+    }
+}
+
+/// Why a server's connection can no longer answer queries.
+#[derive(Debug)]
+pub struct PeerError {
+    pub peer: Peer,
+    pub kind: PeerErrorKind,
+}
+
+#[derive(Debug)]
+pub enum PeerErrorKind {
+    Connect(io::Error),
+    /// Reading or writing failed, or timed out.
+    Io(FrameError),
+    Closed,
+    BadReply(WireError),
+    /// The connection was never opened.
+    NotConnected,
+    Thread(io::Error),
+}
+
+impl PeerError {
+    pub fn new(peer: Peer, kind: PeerErrorKind) -> Arc<PeerError> {
+        Arc::new(PeerError { peer, kind })
+    }
+}
+
+impl fmt::Display for PeerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let peer = &self.peer;
+        match &self.kind {
+            PeerErrorKind::Connect(err) => write!(f, "cannot connect to {peer}: {err}"),
+            PeerErrorKind::Io(err) => write!(f, "{peer}: {err}"),
+            PeerErrorKind::Closed => write!(f, "{peer} closed the connection"),
+            PeerErrorKind::BadReply(err) => write!(f, "bad reply from {peer}: {err}"),
+            PeerErrorKind::NotConnected => write!(f, "no connection to {peer}"),
+            PeerErrorKind::Thread(err) => write!(f, "cannot start a thread for {peer}: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for PeerError {}
+
+/// The line for a query that failed: `hostname - Error:<reason>`.
+pub(super) fn failed_line(hostname: &str, reason: &dyn fmt::Display) -> String {
+    format!("{hostname} - Error:{reason}")
+}
+
+/// The line for a malformed query line.
+pub(super) fn malformed_line(line: usize, reason: &WireError) -> String {
+    format!("Error: line {line}: {reason}")
+}
+
+/// What the AS's reply means for one query.
+pub(super) enum Route<'r> {
+    /// Ask this TLDS.
+    Tlds { host: &'r str, port: u16 },
+    /// The query is finished here: no match, or the AS's own error.
+    Answered { line: String, failed: bool },
+}
+
+/// What one read from the AS means for the query for `hostname`. An `Err`
+/// is why the AS connection cannot be used any more.
+pub(super) fn route_of<'r>(
+    read: Result<Option<&'r [u8]>, FrameError>,
+    hostname: &str,
+    as_name: &str,
+) -> Result<Route<'r>, Arc<PeerError>> {
+    let broken = |kind| PeerError::new(Peer::As(as_name.to_owned()), kind);
+    match read {
+        Ok(Some(line)) => match AuthReply::parse(line) {
+            Ok(AuthReply::Tlds { host, port }) => Ok(Route::Tlds { host, port }),
+            Ok(AuthReply::NoMatch) => Ok(Route::Answered {
+                line: format!("{hostname} - Error:No Match Found"),
+                failed: false,
+            }),
+            Ok(AuthReply::Error(reason)) => Ok(Route::Answered {
+                line: failed_line(hostname, &reason),
+                failed: true,
+            }),
+            Err(err) => Err(broken(PeerErrorKind::BadReply(err))),
+        },
+        Ok(None) => Err(broken(PeerErrorKind::Closed)),
+        Err(err) => Err(broken(PeerErrorKind::Io(err))),
+    }
+}
+
+/// What one read from the TLDS at `name` means for the query for
+/// `hostname`: its result line and whether it failed. An `Err` is why the
+/// connection cannot be used any more.
+pub(super) fn answer_of(
+    read: Result<Option<&[u8]>, FrameError>,
+    hostname: &str,
+    name: &str,
+) -> Result<(String, bool), Arc<PeerError>> {
+    let broken = |kind| PeerError::new(Peer::Tlds(name.to_owned()), kind);
+    match read {
+        Ok(Some(line)) => {
+            match wire::text(line).and_then(|text| Ok((HostReply::parse_text(text)?, text))) {
+                // A record or a miss is passed on as received.
+                Ok((HostReply::Found(_) | HostReply::NotFound(_), text)) => {
+                    Ok((text.to_owned(), false))
+                }
+                Ok((HostReply::Error(reason), _)) => Ok((failed_line(hostname, &reason), true)),
+                Err(err) => Err(broken(PeerErrorKind::BadReply(err))),
+            }
+        }
+        Ok(None) => Err(broken(PeerErrorKind::Closed)),
+        Err(err) => Err(broken(PeerErrorKind::Io(err))),
+    }
+}
+
+/// TLDS addresses that could not be connected to in this run, and why. They
+/// are not tried again: each try could cost `--timeout`.
+#[derive(Default)]
+pub(super) struct Unreachable(Vec<(String, u16, Arc<PeerError>)>);
+
+impl Unreachable {
+    /// Connects to the TLDS at `host:port`, unless it already failed once.
+    pub fn connect(
+        &mut self,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<TcpStream, Arc<PeerError>> {
+        if let Some((_, _, error)) = self.0.iter().find(|(h, p, _)| h == host && *p == port) {
+            return Err(Arc::clone(error));
+        }
+        let connected = (host, port)
+            .to_socket_addrs()
+            .map(|addrs| addrs.collect::<Vec<SocketAddr>>())
+            .and_then(|addrs| connection::connect(&addrs, timeout));
+        connected.map_err(|err| {
+            let error = PeerError::new(
+                Peer::Tlds(format!("{host}:{port}")),
+                PeerErrorKind::Connect(err),
+            );
+            self.0.push((host.to_owned(), port, Arc::clone(&error)));
+            error
+        })
+    }
+}
