@@ -1,6 +1,7 @@
-//! Test harness: spawns the real binaries on loopback with port 0, learns
-//! their ports from the start-up line, and kills every process it started
-//! when the guard drops, whether the test passed or not.
+//! Process harness, shared by the tests and `cargo bench`: spawns the real
+//! binaries on loopback with port 0, learns their ports from the start-up
+//! line, and kills every process it started when the guard drops, whether
+//! the test passed or not.
 
 #![allow(dead_code)] // each test file uses its own part of the harness
 
@@ -59,8 +60,15 @@ pub struct Server {
 impl Server {
     /// Spawns `name` with `args` and waits for its start-up line.
     pub fn start(name: &str, args: &[&str]) -> Server {
-        let mut child = Command::new(bin(name))
-            .args(args)
+        let mut command = Command::new(bin(name));
+        command.args(args);
+        Server::start_command(name, command)
+    }
+
+    /// Spawns `command` and waits for the first line it prints on stderr,
+    /// which names the addresses it listens on.
+    pub fn start_command(name: &str, mut command: Command) -> Server {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -96,6 +104,31 @@ impl Server {
             .collect();
         assert!(!server.addrs.is_empty(), "{name}: no address in {first:?}");
         server
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (a number, as `kill -s`) to the server.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args(["-s", signal, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -s {signal} failed");
+    }
+
+    /// Waits (at most [`PATIENCE`]) for the server to exit by itself.
+    pub fn wait_for_exit(&mut self) -> ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(started.elapsed() < PATIENCE, "the server did not exit");
+            thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// A TLDS's (AS port, client port).

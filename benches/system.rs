@@ -1,0 +1,500 @@
+//! `cargo bench --bench system`: the whole system on loopback beside the
+//! floor of its own message pattern (`floor.rs`), measured in the same run,
+//! printed as one table.
+//!
+//! The project's servers are the release binaries, started through the
+//! tests' own process harness; its client is the library's
+//! (`authdns::client::resolve`) running in this process, so that each
+//! query's latency can be observed (with `--window 1`, the gap between
+//! consecutive results is one query's whole round trip). The client's memory
+//! is measured on the release `client` binary itself.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+mod floor;
+mod report;
+
+use std::io::Cursor;
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use authdns::client::{self, QueryLines, Settings};
+
+use common::{Server, start_as, start_tlds};
+use floor::FloorSystem;
+use report::{Row, print_table, row};
+
+const ROUNDS: usize = 3;
+
+/// Latencies and wall time of one measured run.
+pub struct Measured {
+    pub queries: usize,
+    pub elapsed: Duration,
+    pub latencies: Vec<Duration>,
+}
+
+impl Measured {
+    fn rate(&self) -> f64 {
+        self.queries as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn mean_us(&self) -> f64 {
+        self.elapsed.as_secs_f64() * 1e6 / self.queries as f64
+    }
+
+    fn p99_us(&self) -> f64 {
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        let index = (sorted.len() * 99 / 100).min(sorted.len().saturating_sub(1));
+        sorted.get(index).map_or(0.0, |d| d.as_secs_f64() * 1e6)
+    }
+
+    /// `clients` runs of `run` at once, as one measurement.
+    pub fn together(clients: usize, run: impl Fn() -> Measured + Sync) -> Measured {
+        let started = Instant::now();
+        let runs: Vec<Measured> = thread::scope(|scope| {
+            let handles: Vec<_> = (0..clients)
+                .map(|_| {
+                    thread::Builder::new()
+                        .stack_size(256 * 1024)
+                        .spawn_scoped(scope, &run)
+                        .expect("start a client thread")
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a client thread"))
+                .collect()
+        });
+        let elapsed = started.elapsed();
+        Measured {
+            queries: runs.iter().map(|r| r.queries).sum(),
+            elapsed,
+            latencies: runs.into_iter().flat_map(|r| r.latencies).collect(),
+        }
+    }
+}
+
+/// The middle of `runs` by `key`.
+fn median_by<T>(mut runs: Vec<T>, key: impl Fn(&T) -> f64) -> T {
+    runs.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    let middle = runs.len() / 2;
+    runs.swap_remove(middle)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if floor::run_role(&args) {
+        return;
+    }
+    let quick = std::env::var_os("AUTHDNS_BENCH_QUICK").is_some();
+    let scale = if quick { 10 } else { 1 };
+    let dir = common::scratch_dir("bench");
+    let mut rows = Vec::new();
+    {
+        let floor = FloorSystem::start();
+        let system = ProjectSystem::start(&dir);
+        one_client_rows(&floor, &system, scale, &mut rows);
+        many_client_rows(&floor, &system, scale, &mut rows);
+    }
+    {
+        let system = ProjectSystem::start(&dir);
+        thousand_client_rows(&system, scale, &mut rows);
+        client_memory_rows(&system, &dir, scale, &mut rows);
+    }
+    table_rows(&dir, scale, &mut rows);
+    print_table(&rows);
+}
+
+/// One client at window 1 and at window 1024: floor and project alternate
+/// for [`ROUNDS`] rounds and each figure is the median round, since this
+/// machine's speed drifts and alternating keeps both sides of every ratio
+/// under the same drift.
+fn one_client_rows(floor: &FloorSystem, system: &ProjectSystem, scale: usize, rows: &mut Vec<Row>) {
+    let pids = system.pids();
+    let (mut floor_w1, mut project_w1) = (Vec::new(), Vec::new());
+    let (mut floor_wide, mut project_wide, mut cpu_us) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        floor_w1.push(floor.window_one(20_000 / scale));
+        project_w1.push(system.run(1, 20_000 / scale));
+        floor_wide.push(floor.windowed(1024, 2_000_000 / scale));
+        // The query file is built before the CPU clocks start.
+        let input = system.input(2_000_000 / scale);
+        let cpu_before: Vec<f64> = pids.iter().map(|p| cpu_seconds(p)).collect();
+        let wide = system.run_input(1024, input);
+        cpu_us.push(
+            pids.iter()
+                .zip(&cpu_before)
+                .map(|(p, before)| (cpu_seconds(p) - before) * 1e6 / wide.queries as f64)
+                .collect::<Vec<f64>>(),
+        );
+        project_wide.push(wide);
+    }
+    let floor_w1 = median_by(floor_w1, Measured::mean_us);
+    let project_w1 = median_by(project_w1, Measured::mean_us);
+    let floor_wide = median_by(floor_wide, Measured::rate);
+    let project_wide = median_by(project_wide, Measured::rate);
+    rows.push(row(
+        "window 1: µs per query, mean",
+        Some(floor_w1.mean_us()),
+        project_w1.mean_us(),
+        "≤ 1.1",
+    ));
+    rows.push(row(
+        "window 1: µs per query, p99",
+        Some(floor_w1.p99_us()),
+        project_w1.p99_us(),
+        "",
+    ));
+    rows.push(row(
+        "window 1024: queries/s",
+        Some(floor_wide.rate()),
+        project_wide.rate(),
+        "≥ 0.3",
+    ));
+    for (i, name) in ["client", "tlds1", "tlds2", "as_server"].iter().enumerate() {
+        let us = median_by(cpu_us.iter().map(|round| round[i]).collect(), |x| *x);
+        rows.push(row(
+            &format!("window 1024: CPU µs per query, {name}"),
+            None,
+            us,
+            "",
+        ));
+    }
+}
+
+/// 64 clients at once, each at window 1, beside 64 floor loops.
+fn many_client_rows(floor: &FloorSystem, system: &ProjectSystem, scale: usize, rows: &mut Vec<Row>) {
+    let each = 500 / scale;
+    let (mut floor_runs, mut project_runs) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        floor_runs.push(floor.many_clients(64, each));
+        project_runs.push(system.many_clients(64, each));
+    }
+    let floor_many = median_by(floor_runs, Measured::rate);
+    let many = median_by(project_runs, Measured::rate);
+    rows.push(row(
+        "64 clients × window 1: queries/s",
+        Some(floor_many.rate()),
+        many.rate(),
+        "≥ 0.9",
+    ));
+    rows.push(row(
+        "64 clients × window 1: µs p99",
+        Some(floor_many.p99_us()),
+        many.p99_us(),
+        "",
+    ));
+}
+
+/// 1,000 clients connected at once, each at window 1, and how many
+/// connections the AS holds to each TLDS meanwhile.
+fn thousand_client_rows(system: &ProjectSystem, scale: usize, rows: &mut Vec<Row>) {
+    let clients = 1000;
+    let each = (100 / scale).max(5);
+    let done = AtomicBool::new(false);
+    let most_links = AtomicUsize::new(0);
+    let run = thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                let links = system.as_links_per_tlds();
+                most_links.fetch_max(links, Ordering::Relaxed);
+                thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let run = system.many_clients(clients, each);
+        done.store(true, Ordering::Relaxed);
+        run
+    });
+    rows.push(row(
+        "1000 clients × window 1: queries/s",
+        None,
+        run.rate(),
+        "",
+    ));
+    rows.push(row("1000 clients × window 1: µs p99", None, run.p99_us(), ""));
+    rows.push(row(
+        "1000 clients: connections from the AS to each TLDS, most",
+        None,
+        most_links.load(Ordering::Relaxed) as f64,
+        "= --tlds-links (1)",
+    ));
+}
+
+/// The release client on 1M and 5M queries: peak resident memory and time.
+fn client_memory_rows(system: &ProjectSystem, dir: &Path, scale: usize, rows: &mut Vec<Row>) {
+    for millions in [1, 5] {
+        let count = millions * 1_000_000 / scale;
+        let (peak, seconds) = system.client_process(dir, count);
+        rows.push(row(
+            &format!("client, {count} queries: peak resident memory, MiB"),
+            None,
+            peak as f64 / 1048576.0,
+            "< 64",
+        ));
+        rows.push(row(
+            &format!("client, {count} queries: seconds"),
+            None,
+            seconds,
+            "",
+        ));
+    }
+}
+
+/// Loading a big table: seconds, and resident memory beside the file size.
+fn table_rows(dir: &Path, scale: usize, rows: &mut Vec<Row>) {
+    let records = 1_000_000 / scale;
+    let (load_s, rss, file_size) = load_big_table(dir, records);
+    rows.push(row(
+        &format!("{records}-record table: load, s"),
+        None,
+        load_s,
+        "≤ 1 s",
+    ));
+    rows.push(row(
+        "  resident memory, MiB (file size in floor column)",
+        Some(file_size as f64 / 1048576.0),
+        rss as f64 / 1048576.0,
+        "< 3",
+    ));
+}
+
+// -------------------------------------------------------------- the project
+
+struct ProjectSystem {
+    tlds: [Server; 2],
+    auth: Server,
+    queries: Vec<u8>,
+}
+
+impl ProjectSystem {
+    /// tlds1, tlds2 and the AS, release builds, on loopback.
+    fn start(dir: &Path) -> ProjectSystem {
+        let records = 1000;
+        let tlds = [1, 2].map(|n| {
+            let table: String = (0..records)
+                .map(|i| format!("host{i:06}.tlds{n}\t10.{n}.{}.{}\tA\n", i / 256, i % 256))
+                .collect();
+            let name = format!("tlds{n}");
+            start_tlds(&name, dir, "127.0.0.1", &table, &format!("key-{name}\n"), &[])
+        });
+        let [(a1, c1), (a2, c2)] = [&tlds[0], &tlds[1]].map(Server::tlds_ports);
+        let auth = start_as(
+            "127.0.0.1",
+            ("127.0.0.1", a1, c1),
+            ("127.0.0.1", a2, c2),
+            &["--max-connections", "4096"],
+        );
+        // Queries alternate between the two TLDS servers, all hits.
+        let queries: String = (0..records)
+            .map(|i| {
+                let n = i % 2 + 1;
+                format!("key-tlds{n} challenge{i:06} host{i:06}.tlds{n}\n")
+            })
+            .collect();
+        ProjectSystem {
+            tlds,
+            auth,
+            queries: queries.into_bytes(),
+        }
+    }
+
+    /// This process (the client), then tlds1, tlds2 and the AS.
+    fn pids(&self) -> Vec<String> {
+        let servers = [&self.tlds[0], &self.tlds[1], &self.auth];
+        std::iter::once("self".to_owned())
+            .chain(servers.iter().map(|s| s.pid().to_string()))
+            .collect()
+    }
+
+    /// A query file of exactly `count` lines (the query set repeated).
+    fn input(&self, count: usize) -> Vec<u8> {
+        let per_set = self.queries.iter().filter(|&&b| b == b'\n').count();
+        let mut input = Vec::with_capacity(count * 50);
+        for _ in 0..count / per_set {
+            input.extend_from_slice(&self.queries);
+        }
+        let rest = count % per_set;
+        input.extend(
+            self.queries
+                .split_inclusive(|&b| b == b'\n')
+                .take(rest)
+                .flatten(),
+        );
+        input
+    }
+
+    /// Resolves `count` queries with one client.
+    fn run(&self, window: usize, count: usize) -> Measured {
+        self.run_input(window, self.input(count))
+    }
+
+    /// Resolves the queries of `input` with one client; only this is timed.
+    fn run_input(&self, window: usize, input: Vec<u8>) -> Measured {
+        let as_port = self.auth.port();
+        let stream = TcpStream::connect(("127.0.0.1", as_port)).expect("connect to the AS");
+        stream.set_nodelay(true).expect("nodelay");
+        let settings = Settings {
+            as_name: format!("127.0.0.1:{as_port}"),
+            window,
+            timeout: Duration::from_secs(5),
+        };
+        let mut latencies = Vec::new();
+        let mut last = Instant::now();
+        let started = last;
+        let mut wrong = 0;
+        // Latency is only meaningful (and only worth its clock reads) when
+        // one query is in flight at a time.
+        let timed = window == 1;
+        let mut record = |line: &str| {
+            if timed {
+                let now = Instant::now();
+                latencies.push(now - last);
+                last = now;
+            }
+            wrong += usize::from(line.contains("Error"));
+            Ok(())
+        };
+        let queries = QueryLines::new(Cursor::new(input));
+        let summary = client::resolve(queries, Some(stream), &settings, &mut record)
+            .expect("the benchmark's client run");
+        let elapsed = started.elapsed();
+        assert_eq!(summary.failed, 0, "failed queries in the benchmark");
+        assert_eq!(wrong, 0, "unexpected answers in the benchmark");
+        Measured {
+            queries: summary.queries,
+            elapsed,
+            latencies,
+        }
+    }
+
+    /// `clients` clients at once, each at window 1.
+    fn many_clients(&self, clients: usize, each: usize) -> Measured {
+        Measured::together(clients, || self.run(1, each))
+    }
+
+    /// Established connections on each TLDS's AS port (the AS's links),
+    /// the larger of the two.
+    fn as_links_per_tlds(&self) -> usize {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        self.tlds
+            .iter()
+            .map(|tlds| {
+                let port = format!(":{:04X}", tlds.tlds_ports().0);
+                table
+                    .lines()
+                    .filter(|line| {
+                        let fields: Vec<&str> = line.split_whitespace().collect();
+                        // local address, then remote, then the state (01: established)
+                        fields.get(1).is_some_and(|local| local.ends_with(&port))
+                            && fields.get(3) == Some(&"01")
+                    })
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Runs the release `client` on a file of `count` queries: its peak
+    /// resident bytes, and seconds from start to exit.
+    fn client_process(&self, dir: &Path, count: usize) -> (u64, f64) {
+        let input = dir.join("many.txt");
+        let output = dir.join("many-out.txt");
+        std::fs::write(&input, self.input(count)).expect("write the query file");
+        let args = common::client_args("127.0.0.1", self.auth.port(), &input, &output);
+        let started = Instant::now();
+        let mut child = Command::new(common::bin("client"))
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the client");
+        let mut peak = 0;
+        let status = loop {
+            // VmHWM is the process's own high-water mark, so the last
+            // reading before it exits is its peak.
+            peak = peak.max(status_kib(child.id(), "VmHWM:") * 1024);
+            if let Some(status) = child.try_wait().expect("wait for the client") {
+                break status;
+            }
+            thread::sleep(Duration::from_millis(5));
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        assert!(status.success(), "the client failed on {count} queries");
+        let lines = std::fs::read(&output)
+            .expect("the client's output")
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        assert_eq!(lines, count, "one result line per query");
+        let _ = std::fs::remove_file(&input);
+        let _ = std::fs::remove_file(&output);
+        (peak, seconds)
+    }
+}
+
+/// A `/proc/PID/status` field in KiB (0 once the process is gone).
+fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    ticks / 100.0
+}
+
+/// Starts a TLDS on a table of `records` records: (load seconds, resident
+/// bytes after start, file bytes).
+fn load_big_table(dir: &Path, records: usize) -> (f64, u64, u64) {
+    let table: String = (0..records)
+        .map(|i| {
+            format!(
+                "host{i:07}.example.org\t10.{}.{}.{}\tA\n",
+                i >> 16 & 255,
+                i >> 8 & 255,
+                i & 255
+            )
+        })
+        .collect();
+    let table = common::write_file(dir, "big.tsv", &table);
+    let key = common::write_file(dir, "big.key", "k\n");
+    let paths = [&table, &key].map(|path| path.to_str().expect("a UTF-8 path"));
+    let started = Instant::now();
+    let tlds = Server::start(
+        "tlds1",
+        &[
+            "--bind",
+            "127.0.0.1",
+            "--as-port",
+            "0",
+            "--client-port",
+            "0",
+            "--table",
+            paths[0],
+            "--key-file",
+            paths[1],
+        ],
+    );
+    let load = started.elapsed().as_secs_f64();
+    let file_size = std::fs::metadata(&table).expect("the table file").len();
+    (load, status_kib(tlds.pid(), "VmRSS:") * 1024, file_size)
+}
