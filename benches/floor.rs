@@ -35,7 +35,10 @@ pub fn run_role(args: &[String]) -> bool {
 
 fn listen() -> TcpListener {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a floor server");
-    eprintln!("listening on {}", listener.local_addr().expect("local addr"));
+    eprintln!(
+        "listening on {}",
+        listener.local_addr().expect("local addr")
+    );
     listener
 }
 
@@ -135,7 +138,8 @@ impl FloorSystem {
         let started = Instant::now();
         for _ in 0..queries {
             let one = Instant::now();
-            auth.write_all(request.as_bytes()).expect("write to the floor");
+            auth.write_all(request.as_bytes())
+                .expect("write to the floor");
             read_lines(&mut auth, &mut buf, 1);
             tlds.write_all(hostname).expect("write to the floor");
             read_lines(&mut tlds, &mut buf, 1);

@@ -168,7 +168,12 @@ fn one_client_rows(floor: &FloorSystem, system: &ProjectSystem, scale: usize, ro
 }
 
 /// 64 clients at once, each at window 1, beside 64 floor loops.
-fn many_client_rows(floor: &FloorSystem, system: &ProjectSystem, scale: usize, rows: &mut Vec<Row>) {
+fn many_client_rows(
+    floor: &FloorSystem,
+    system: &ProjectSystem,
+    scale: usize,
+    rows: &mut Vec<Row>,
+) {
     let each = 500 / scale;
     let (mut floor_runs, mut project_runs) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
@@ -216,7 +221,12 @@ fn thousand_client_rows(system: &ProjectSystem, scale: usize, rows: &mut Vec<Row
         run.rate(),
         "",
     ));
-    rows.push(row("1000 clients × window 1: µs p99", None, run.p99_us(), ""));
+    rows.push(row(
+        "1000 clients × window 1: µs p99",
+        None,
+        run.p99_us(),
+        "",
+    ));
     rows.push(row(
         "1000 clients: connections from the AS to each TLDS, most",
         None,
@@ -280,7 +290,14 @@ impl ProjectSystem {
                 .map(|i| format!("host{i:06}.tlds{n}\t10.{n}.{}.{}\tA\n", i / 256, i % 256))
                 .collect();
             let name = format!("tlds{n}");
-            start_tlds(&name, dir, "127.0.0.1", &table, &format!("key-{name}\n"), &[])
+            start_tlds(
+                &name,
+                dir,
+                "127.0.0.1",
+                &table,
+                &format!("key-{name}\n"),
+                &[],
+            )
         });
         let [(a1, c1), (a2, c2)] = [&tlds[0], &tlds[1]].map(Server::tlds_ports);
         let auth = start_as(

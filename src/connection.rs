@@ -287,8 +287,7 @@ impl Connection {
             mut writer,
         } = self;
         loop {
-            if writer.is_full() || responder.queued() >= MAX_QUEUED || !reader.has_buffered_line()
-            {
+            if writer.is_full() || responder.queued() >= MAX_QUEUED || !reader.has_buffered_line() {
                 responder.complete(writer.queue());
                 if writer.flush().is_err() {
                     return;

@@ -325,7 +325,8 @@ fn md5_finish(mut state: [u32; 4], absorbed: usize, rest: &[u8]) -> [u8; DIGEST_
     let (last, used) = final_blocks(tail, absorbed + rest.len());
     compress(
         &mut state,
-        last.get(..used).expect("final_blocks uses one or two blocks"),
+        last.get(..used)
+            .expect("final_blocks uses one or two blocks"),
     );
     digest_of(state)
 }

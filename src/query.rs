@@ -44,7 +44,10 @@ fn skipped(raw: &[u8]) -> bool {
 pub enum Job<'a> {
     Ask(Query<'a>),
     /// Line `line` (1-based) is not a query.
-    Malformed { line: usize, reason: WireError },
+    Malformed {
+        line: usize,
+        reason: WireError,
+    },
 }
 
 /// Reads a query file a line at a time, so a client's memory does not grow
@@ -196,7 +199,10 @@ mod tests {
         assert_eq!(seen, ["bad 1", "bad 3", "h", "h2"]);
         let mut none = QueryLines::new(&b"bad\n\n"[..]);
         assert!(!none.has_query().unwrap());
-        assert!(matches!(none.next_job().unwrap(), Some(Job::Malformed { line: 1, .. })));
+        assert!(matches!(
+            none.next_job().unwrap(),
+            Some(Job::Malformed { line: 1, .. })
+        ));
         assert!(none.next_job().unwrap().is_none());
     }
 }

@@ -72,7 +72,9 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic elsewhere leaves plain bookkeeping behind, still usable.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Limits shared by every listener of one server process, and the

@@ -249,7 +249,11 @@ enum Probe {
 
 /// The compared name of a reply line: its first field, without a trailing dot.
 fn record_name(line: &str) -> &str {
-    lookup_name(line.split(' ').next().expect("split yields at least one field"))
+    lookup_name(
+        line.split(' ')
+            .next()
+            .expect("split yields at least one field"),
+    )
 }
 
 /// Accumulates records while a file is parsed. `placed` (each record's start

@@ -151,9 +151,7 @@ fn fields_slowly<'a, const N: usize>(
         match (byte == b' ' || byte == b'\t', start) {
             (true, Some(from)) => {
                 if let Some(slot) = out.get_mut(found) {
-                    *slot = text
-                        .get(from..i)
-                        .expect("fields end at an ASCII separator");
+                    *slot = text.get(from..i).expect("fields end at an ASCII separator");
                 }
                 found += 1;
                 start = None;

@@ -294,25 +294,52 @@ fn the_as_sees_no_hostname_and_only_the_named_tlds_sees_it() {
 
 fn only_the_named_tlds_sees_the_hostname(window: &str) {
     let dir = scratch_dir("fakes");
-    let (chosen_port, chosen_seen) = fake_server(|host| format!("{host} 10.9.9.9 A"));
-    let (other_port, other_seen) = fake_server(|host| format!("{host} 6.6.6.6 A"));
-    let (as_port, as_seen) = fake_server(move |_| format!("127.0.0.1 {chosen_port}"));
+    let (first_port, first_seen) = fake_server(|host| format!("{host} 10.9.9.9 A"));
+    let (second_port, second_seen) = fake_server(|host| format!("{host} 6.6.6.6 A"));
+    // The AS names a different TLDS for each challenge, so each stub is
+    // named for one query and must see that query's hostname alone.
+    let (as_port, as_seen) = fake_server(move |request| {
+        let port = if request.starts_with("foxtrot ") {
+            first_port
+        } else {
+            second_port
+        };
+        format!("127.0.0.1 {port}")
+    });
     let run = run_client(
         &dir,
         as_port,
-        "k5678 foxtrot Secret.example\n",
+        "k5678 foxtrot Secret.example\nk5678 golf Other.example\nk5678 foxtrot Third.example\n",
         &["--window", window],
     );
     assert!(run.status.success(), "{run:?}");
-    assert_eq!(run.output.unwrap(), ["Secret.example 10.9.9.9 A"]);
-    let to_as: Vec<String> = as_seen.try_iter().collect();
-    assert_eq!(to_as, ["foxtrot 83cdae16a693560b34bac1f64b7cf10a"]);
     assert_eq!(
-        chosen_seen.try_iter().collect::<Vec<_>>(),
-        ["Secret.example"]
+        run.output.unwrap(),
+        [
+            "Secret.example 10.9.9.9 A",
+            "Other.example 6.6.6.6 A",
+            "Third.example 10.9.9.9 A"
+        ]
     );
-    assert!(other_seen.try_iter().next().is_none());
-    let _ = other_port;
+    let to_as: Vec<String> = as_seen.try_iter().collect();
+    let digest = |challenge: &str| hmac_md5(b"k5678", challenge.as_bytes()).to_string();
+    assert_eq!(
+        to_as,
+        [
+            format!("foxtrot {}", digest("foxtrot")),
+            format!("golf {}", digest("golf")),
+            format!("foxtrot {}", digest("foxtrot")),
+        ]
+    );
+    assert_eq!(to_as[0], "foxtrot 83cdae16a693560b34bac1f64b7cf10a");
+    assert_eq!(
+        first_seen.try_iter().collect::<Vec<_>>(),
+        ["Secret.example", "Third.example"]
+    );
+    assert_eq!(
+        second_seen.try_iter().collect::<Vec<_>>(),
+        ["Other.example"]
+    );
 }
 
 // An empty reply is not a route, on either client path (the pipeline keeps

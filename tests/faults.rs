@@ -430,19 +430,6 @@ fn tlds_dies_mid_batch(window: &str, count: usize) {
 }
 
 #[test]
-fn a_killed_client_leaves_the_previous_output_whole() {
-    let dir = scratch_dir("atomic");
-    let (silent, _held) = silent_server();
-    let output = write_file(&dir, "RESOLVED.txt", "previous run\n");
-    let input = write_file(&dir, "q.txt", "k c a.example\n");
-    let args = client_args("127.0.0.1", silent.port(), &input, &output);
-    let client = spawn_client(&args, &["--timeout", "30"], Stdio::null());
-    thread::sleep(Duration::from_millis(300));
-    drop(client);
-    assert_eq!(std::fs::read_to_string(&output).unwrap(), "previous run\n");
-}
-
-#[test]
 fn as_allow_limits_who_may_ask_for_digests() {
     let dir = scratch_dir("as-allow");
     let table = read_sample("data/tlds1.tsv");

@@ -121,8 +121,13 @@ pub type Answer = Result<Digest, Arc<LinkError>>;
 pub enum Health {
     /// No connection has been tried yet.
     Untried,
-    Up { since: Instant },
-    Down { since: Instant, why: Arc<LinkError> },
+    Up {
+        since: Instant,
+    },
+    Down {
+        since: Instant,
+        why: Arc<LinkError>,
+    },
 }
 
 /// A burst written on a link, to be passed to [`SharedLink::wait`].
@@ -186,7 +191,9 @@ pub struct SharedLink {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl SharedLink {
@@ -360,9 +367,9 @@ impl SharedLink {
             match reader.read_line() {
                 Ok(Some(line)) => match DigestReply::parse(line) {
                     Ok(DigestReply::Digest(digest)) => answers.push(Ok(digest)),
-                    Ok(DigestReply::Error(reason)) => answers.push(Err(
-                        self.error(LinkErrorKind::Refused(reason.to_owned()))
-                    )),
+                    Ok(DigestReply::Error(reason)) => {
+                        answers.push(Err(self.error(LinkErrorKind::Refused(reason.to_owned()))))
+                    }
                     Err(err) => failure = Some(LinkErrorKind::BadReply(err)),
                 },
                 Ok(None) => failure = Some(LinkErrorKind::Closed),

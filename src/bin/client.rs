@@ -115,8 +115,7 @@ fn start() -> Result<ExitCode> {
     };
     let file = AtomicFile::create(&args.output)
         .with_context(|| format!("cannot write --output {}", args.output.display()))?;
-    *in_progress.lock().unwrap_or_else(PoisonError::into_inner) =
-        Some(file.temp_path().to_owned());
+    *in_progress.lock().unwrap_or_else(PoisonError::into_inner) = Some(file.temp_path().to_owned());
     let mut output = Output {
         file,
         stdout: BufWriter::new(io::stdout().lock()),

@@ -16,15 +16,18 @@ pub struct AtomicFile {
 impl AtomicFile {
     /// Creates the temporary file beside `path`.
     pub fn create(path: &Path) -> io::Result<AtomicFile> {
-        let file_name = path.file_name().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "the path names no file")
-        })?;
+        let file_name = path
+            .file_name()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"))?;
         let mut temp_name = std::ffi::OsString::from(".");
         temp_name.push(file_name);
         temp_name.push(format!(".tmp{}", std::process::id()));
         let temp = path.with_file_name(temp_name);
         let file = fs::File::create(&temp).map_err(|err| {
-            io::Error::new(err.kind(), format!("cannot create {}: {err}", temp.display()))
+            io::Error::new(
+                err.kind(),
+                format!("cannot create {}: {err}", temp.display()),
+            )
         })?;
         Ok(AtomicFile {
             path: path.to_owned(),

@@ -98,11 +98,15 @@ impl<'r, R: Results> Collector<'r, R> {
     pub fn finish(&mut self, total: usize) {
         while self.next < total {
             let index = self.next;
-            let result = self.waiting.pop_front().flatten().unwrap_or_else(|| ResultLine {
-                index,
-                line: format!("Error: query {} got no result (internal error)", index + 1),
-                failed: true,
-            });
+            let result = self
+                .waiting
+                .pop_front()
+                .flatten()
+                .unwrap_or_else(|| ResultLine {
+                    index,
+                    line: format!("Error: query {} got no result (internal error)", index + 1),
+                    failed: true,
+                });
             self.emit(&result);
             self.next += 1;
         }

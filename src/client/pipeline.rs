@@ -360,7 +360,10 @@ impl KnownRoutes {
             _ => &[],
         };
         if let Some(at) = self.0.iter().position(|known| known.line == line) {
-            let known = self.0.get(at).expect("a known route's place was just found");
+            let known = self
+                .0
+                .get(at)
+                .expect("a known route's place was just found");
             return Ok(Route::Tlds {
                 host: &known.host,
                 port: known.port,

@@ -181,7 +181,9 @@ pub fn lane(state: &States, lane: usize) -> [u32; 4] {
 
 /// Word-major states from eight ordinary ones.
 pub fn gather(states: [[u32; 4]; LANES]) -> States {
-    std::array::from_fn(|word| states.map(|state| *state.get(word).expect("an MD5 state has 4 words")))
+    std::array::from_fn(|word| {
+        states.map(|state| *state.get(word).expect("an MD5 state has 4 words"))
+    })
 }
 
 #[cfg(test)]
