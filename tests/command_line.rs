@@ -46,6 +46,8 @@ fn help_explains_every_flag() {
                 "--tlds2-host",
                 "--tlds2-as-port",
                 "--tlds2-client-port",
+                "--tlds-links",
+                "--timeout",
                 "[default: 5300]",
             ],
         ),
@@ -81,6 +83,8 @@ fn usage_errors_exit_2() {
         ("as_server", &["--port", "99999"][..]),
         ("tlds1", &["--as-port", "x"][..]),
         ("client", &["--window", "0"][..]),
+        ("as_server", &["--tlds-links", "0"][..]),
+        ("as_server", &["--timeout", "0"][..]),
     ] {
         let run = run_to_end(program, args, &dir);
         assert_eq!(run.status.code(), Some(2), "{program} {args:?}: {run:?}");

@@ -42,12 +42,12 @@ pub fn local(listener: &TcpListener) -> String {
 }
 
 /// Parses a number of seconds (fractions allowed) for a timeout flag.
-pub fn seconds(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .parse()
-        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
+pub fn seconds(text: &str) -> Result<Duration> {
+    let Ok(secs) = text.parse::<f64>() else {
+        bail!("'{text}' is not a number of seconds");
+    };
     if !(secs > 0.0 && secs <= 1e9) {
-        return Err(format!("'{text}' must be more than 0 seconds"));
+        bail!("'{text}' must be more than 0 seconds");
     }
     Ok(Duration::from_secs_f64(secs))
 }
