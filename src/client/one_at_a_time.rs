@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use super::collector::{Collector, ResultLine, Results};
 use super::replies::{
-    Peer, PeerError, PeerErrorKind, Route, Unreachable, answer_of, failed_line, malformed_line,
-    route_of,
+    Peer, PeerError, PeerErrorKind, Route, Unreachable, answer_of, as_connection, failed_line,
+    malformed_line, route_of,
 };
 use super::signing::Requests;
 use super::{ClientError, QueryLines, Settings};
@@ -43,18 +43,9 @@ pub(super) fn resolve<R: BufRead>(
     settings: &Settings,
     collector: &mut Collector<'_, impl Results>,
 ) -> Result<(), ClientError> {
-    let as_peer = || Peer::As(settings.as_name.clone());
-    let as_connection = match as_stream.map(Connection::new) {
-        Some(Ok(connection)) => Ok(connection),
-        Some(Err(err)) => Err(PeerError::new(
-            as_peer(),
-            PeerErrorKind::Io(FrameError::Io(err)),
-        )),
-        None => Err(PeerError::new(as_peer(), PeerErrorKind::NotConnected)),
-    };
     let mut client = OneAtATime {
         settings,
-        as_connection,
+        as_connection: as_connection(as_stream, &settings.as_name),
         tlds: Vec::new(),
         unreachable: Unreachable::default(),
         requests: Requests::default(),

@@ -25,8 +25,8 @@ use std::thread::Scope;
 
 use super::collector::{Collector, ResultLine, Results};
 use super::replies::{
-    Peer, PeerError, PeerErrorKind, Route, Unreachable, answer_of, failed_line, malformed_line,
-    route_of,
+    Peer, PeerError, PeerErrorKind, Route, Unreachable, answer_of, as_connection, failed_line,
+    malformed_line, route_of,
 };
 use super::signing::Requests;
 use super::{ClientError, QueryLines, Settings};
@@ -201,17 +201,11 @@ pub(super) fn resolve<R: BufRead + Send>(
     let window = Window::new(settings.window.max(1));
     let (results_tx, results_rx) = mpsc::channel::<Vec<ResultLine>>();
     let (sent_tx, sent_rx) = mpsc::channel::<Sent>();
-    let as_peer = || Peer::As(settings.as_name.clone());
-    let as_halves = match as_stream.map(Connection::new) {
-        Some(Ok(connection)) => Ok(connection.split()),
-        Some(Err(err)) => Err(PeerError::new(
-            as_peer(),
-            PeerErrorKind::Io(FrameError::Io(err)),
-        )),
-        None => Err(PeerError::new(as_peer(), PeerErrorKind::NotConnected)),
-    };
-    let (as_reader, as_writer) = match as_halves {
-        Ok((reader, writer)) => (Ok(reader), Some(writer)),
+    let (as_reader, as_writer) = match as_connection(as_stream, &settings.as_name) {
+        Ok(connection) => {
+            let (reader, writer) = connection.split();
+            (Ok(reader), Some(writer))
+        }
         Err(error) => (Err(error), None),
     };
     std::thread::scope(|scope| {

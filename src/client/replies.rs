@@ -9,7 +9,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::connection::{self, FrameError};
+use crate::connection::{self, Connection, FrameError};
 use crate::wire::{self, AuthReply, HostReply, WireError};
 
 /// A server the client talks to, by the address it was given.
@@ -77,6 +77,19 @@ pub(super) fn failed_line(hostname: &str, reason: &dyn fmt::Display) -> String {
 /// The line for a malformed query line.
 pub(super) fn malformed_line(line: usize, reason: &WireError) -> String {
     format!("Error: line {line}: {reason}")
+}
+
+/// The connection to the AS, or why there is none to use.
+pub(super) fn as_connection(
+    as_stream: Option<TcpStream>,
+    as_name: &str,
+) -> Result<Connection, Arc<PeerError>> {
+    let broken = |kind| PeerError::new(Peer::As(as_name.to_owned()), kind);
+    match as_stream.map(Connection::new) {
+        Some(Ok(connection)) => Ok(connection),
+        Some(Err(err)) => Err(broken(PeerErrorKind::Io(FrameError::Io(err)))),
+        None => Err(broken(PeerErrorKind::NotConnected)),
+    }
 }
 
 /// What the AS's reply means for one query.
