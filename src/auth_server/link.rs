@@ -160,6 +160,17 @@ struct Pending {
     sleeping: bool,
 }
 
+impl Pending {
+    /// Wakes its thread if it sleeps: a notification is a system call, and
+    /// the reader's own burst, or one whose thread is still writing, needs
+    /// none.
+    fn wake(&self) {
+        if self.sleeping {
+            self.waker.notify_one();
+        }
+    }
+}
+
 struct State {
     /// The open connection's number; 0 while none is open.
     generation: u64,
@@ -421,7 +432,7 @@ impl SharedLink {
                 .pending
                 .pop_front()
                 .expect("the oldest burst was just looked at");
-            done.waker.notify_one();
+            done.wake();
             state.finished.push((
                 done.id,
                 Outcome {
@@ -457,7 +468,7 @@ impl SharedLink {
             failed
                 .answers
                 .resize_with(failed.expected, || Err(Arc::clone(error)));
-            failed.waker.notify_one();
+            failed.wake();
             state.finished.push((
                 failed.id,
                 Outcome {
