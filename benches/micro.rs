@@ -1,14 +1,14 @@
 //! `cargo bench --bench micro`: the per-concern costs, in-process: a table
 //! lookup at two table sizes, and HMAC-MD5 one at a time and in a burst.
 
-mod report;
+mod support;
 
 use std::time::Instant;
 
 use authdns::digest::{Signer, sign_many};
 use authdns::table::Table;
 
-use report::{print_table, row};
+use support::{big_table_text, print_table, row};
 
 fn main() {
     let quick = std::env::var_os("AUTHDNS_BENCH_QUICK").is_some();
@@ -30,20 +30,6 @@ fn main() {
             "",
         ),
     ]);
-}
-
-/// A table text of `records` records, `hostNNNNNNN.example.org`.
-fn big_table_text(records: usize) -> String {
-    (0..records)
-        .map(|i| {
-            format!(
-                "host{i:07}.example.org\t10.{}.{}.{}\tA\n",
-                i >> 16 & 255,
-                i >> 8 & 255,
-                i & 255
-            )
-        })
-        .collect()
 }
 
 /// Mean nanoseconds per lookup of names present in a table of `records`.

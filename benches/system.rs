@@ -12,7 +12,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 mod floor;
-mod report;
+mod support;
 
 use std::io::Cursor;
 use std::net::TcpStream;
@@ -26,7 +26,7 @@ use authdns::client::{self, QueryLines, Settings};
 
 use common::{Server, start_as, start_tlds};
 use floor::FloorSystem;
-use report::{Row, print_table, row};
+use support::{Row, big_table_text, print_table, row};
 
 const ROUNDS: usize = 3;
 
@@ -482,16 +482,7 @@ fn cpu_seconds(pid: &str) -> f64 {
 /// Starts a TLDS on a table of `records` records: (load seconds, resident
 /// bytes after start, file bytes).
 fn load_big_table(dir: &Path, records: usize) -> (f64, u64, u64) {
-    let table: String = (0..records)
-        .map(|i| {
-            format!(
-                "host{i:07}.example.org\t10.{}.{}.{}\tA\n",
-                i >> 16 & 255,
-                i >> 8 & 255,
-                i & 255
-            )
-        })
-        .collect();
+    let table = big_table_text(records);
     let table = common::write_file(dir, "big.tsv", &table);
     let key = common::write_file(dir, "big.key", "k\n");
     let paths = [&table, &key].map(|path| path.to_str().expect("a UTF-8 path"));

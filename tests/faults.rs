@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -210,24 +210,6 @@ fn idle_connections_are_closed() {
         thread::sleep(Duration::from_millis(150));
         assert_eq!(peer.ask("edu").as_deref(), Some("edu - NS"));
     }
-}
-
-/// A server that accepts connections and never answers.
-fn silent_server() -> (SocketAddr, thread::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let handle = thread::spawn(move || {
-        let mut held = Vec::new();
-        listener.set_nonblocking(true).unwrap();
-        let deadline = Instant::now() + PATIENCE;
-        while Instant::now() < deadline {
-            match listener.accept() {
-                Ok((stream, _)) => held.push(stream),
-                Err(_) => thread::sleep(Duration::from_millis(10)),
-            }
-        }
-    });
-    (addr, handle)
 }
 
 #[test]

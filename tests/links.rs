@@ -6,9 +6,11 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::{Arc, Condvar, mpsc};
+use std::sync::{Arc, Condvar};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+
+mod common;
 
 use authdns::auth_server::{self, AuthServer, Health, SharedLink, TldsPeer};
 use authdns::connection::Connection;
@@ -18,7 +20,7 @@ use authdns::table::Table;
 use authdns::tlds::{self, Listeners};
 use authdns::wire::AuthRequest;
 
-const PATIENCE: Duration = Duration::from_secs(20);
+use common::{PATIENCE, slow_tlds};
 
 /// A role running on a thread of this test; stopped and joined on drop.
 struct InProcess {
@@ -308,33 +310,6 @@ fn the_as_holds_its_links_not_a_connection_per_client() {
             assert_eq!(opened, links, "{}", tlds.peer().name);
         }
     }
-}
-
-/// A TLDS stand-in that signs with `key` but waits `delay` before each
-/// answer, and reports each challenge as it reads it.
-fn slow_tlds(key: &'static str, delay: Duration) -> (SocketAddr, mpsc::Receiver<String>) {
-    let listener = listener();
-    let addr = listener.local_addr().unwrap();
-    let (seen_tx, seen) = mpsc::channel();
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            let seen_tx = seen_tx.clone();
-            thread::spawn(move || {
-                let mut writer = stream.try_clone().unwrap();
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { return };
-                    let _ = seen_tx.send(line.clone());
-                    thread::sleep(delay);
-                    let digest = hmac_md5(key.as_bytes(), line.as_bytes());
-                    if writer.write_all(format!("{digest}\n").as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (addr, seen)
 }
 
 // A request the AS has read when it is told to stop is still answered;

@@ -5,44 +5,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use authdns::digest::hmac_md5;
 use common::*;
-
-/// A TLDS stand-in that signs with `key` after `delay`, reporting each
-/// challenge as it reads it.
-fn slow_tlds(key: &'static str, delay: Duration) -> (SocketAddr, mpsc::Receiver<String>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (seen_tx, seen) = mpsc::channel();
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            let seen_tx = seen_tx.clone();
-            thread::spawn(move || {
-                stream.set_read_timeout(Some(PATIENCE)).unwrap();
-                let mut writer = stream.try_clone().unwrap();
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { return };
-                    let _ = seen_tx.send(line.clone());
-                    thread::sleep(delay);
-                    let digest = hmac_md5(key.as_bytes(), line.as_bytes());
-                    if writer.write_all(format!("{digest}\n").as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (addr, seen)
-}
 
 /// Waits (boundedly) until `server`'s stderr has a line containing `text`.
 fn wait_for_line(server: &Server, text: &str) -> String {
@@ -111,25 +81,6 @@ fn each_tlds_exits_cleanly_on_sigint_and_sigterm() {
     }
 }
 
-/// A server that accepts connections and never answers, for as long as the
-/// test may take.
-fn silent_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    thread::spawn(move || {
-        let mut held = Vec::new();
-        listener.set_nonblocking(true).unwrap();
-        let deadline = Instant::now() + PATIENCE;
-        while Instant::now() < deadline {
-            match listener.accept() {
-                Ok((stream, _)) => held.push(stream),
-                Err(_) => thread::sleep(Duration::from_millis(10)),
-            }
-        }
-    });
-    addr
-}
-
 /// The client's temporary output file in `dir`, once it exists.
 fn wait_for_temp_file(dir: &Path) {
     let started = Instant::now();
@@ -161,20 +112,20 @@ fn leftovers(dir: &Path) -> Vec<String> {
 
 /// A client waiting on a silent AS with its temporary output file open,
 /// and the previous output beside it.
-fn client_mid_run(dir: &Path) -> Running {
-    let silent = silent_server();
+fn client_mid_run(dir: &Path) -> (Running, thread::JoinHandle<()>) {
+    let (silent, held) = silent_server();
     let output = write_file(dir, "RESOLVED.txt", "previous run\n");
     let input = write_file(dir, "q.txt", "k c a.example\n");
     let args = client_args("127.0.0.1", silent.port(), &input, &output);
     let client = spawn_client(&args, &["--timeout", "30"], Stdio::null());
     wait_for_temp_file(dir);
-    client
+    (client, held)
 }
 
 #[test]
 fn a_killed_client_leaves_the_previous_output_whole() {
     let dir = scratch_dir("killed-client");
-    let client = client_mid_run(&dir);
+    let (client, _held) = client_mid_run(&dir);
     drop(client);
     assert_eq!(
         std::fs::read_to_string(dir.join("RESOLVED.txt")).unwrap(),
@@ -186,7 +137,7 @@ fn a_killed_client_leaves_the_previous_output_whole() {
 fn a_client_stopped_by_a_signal_exits_128_plus_it_and_leaves_no_trace() {
     for (signal, code) in [("INT", 130), ("TERM", 143)] {
         let dir = scratch_dir("signalled-client");
-        let mut client = client_mid_run(&dir);
+        let (mut client, _held) = client_mid_run(&dir);
         let kill = std::process::Command::new("kill")
             .args(["-s", signal, &client.0.id().to_string()])
             .status()

@@ -6,7 +6,7 @@
 #![allow(dead_code)] // each test file uses its own part of the harness
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -407,4 +407,52 @@ impl Peer {
         self.send(format!("{line}\n").as_bytes());
         self.reply()
     }
+}
+
+/// A server that accepts connections and never answers, for as long as a
+/// test may take (the handle ends then).
+pub fn silent_server() -> (SocketAddr, thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = thread::spawn(move || {
+        let mut held = Vec::new();
+        listener.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            match listener.accept() {
+                Ok((stream, _)) => held.push(stream),
+                Err(_) => thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    (addr, handle)
+}
+
+/// A TLDS stand-in on its AS port: signs each challenge with `key`, but
+/// waits `delay` before each answer, and reports each challenge as it
+/// reads it.
+pub fn slow_tlds(key: &'static str, delay: Duration) -> (SocketAddr, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (seen_tx, seen) = mpsc::channel();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let seen_tx = seen_tx.clone();
+            thread::spawn(move || {
+                stream.set_read_timeout(Some(PATIENCE)).unwrap();
+                let mut writer = stream.try_clone().unwrap();
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { return };
+                    let _ = seen_tx.send(line.clone());
+                    thread::sleep(delay);
+                    let digest = authdns::digest::hmac_md5(key.as_bytes(), line.as_bytes());
+                    if writer.write_all(format!("{digest}\n").as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
 }

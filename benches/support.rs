@@ -1,4 +1,5 @@
-//! The one table format both benchmarks print.
+//! What both benchmarks share: the one table format they print, and the
+//! big record table they load.
 
 pub struct Row {
     what: String,
@@ -45,4 +46,18 @@ fn number(value: f64) -> String {
     } else {
         format!("{value:.3}")
     }
+}
+
+/// A table of `records` records named `hostNNNNNNN.example.org`.
+pub fn big_table_text(records: usize) -> String {
+    (0..records)
+        .map(|i| {
+            format!(
+                "host{i:07}.example.org\t10.{}.{}.{}\tA\n",
+                i >> 16 & 255,
+                i >> 8 & 255,
+                i & 255
+            )
+        })
+        .collect()
 }
