@@ -8,6 +8,8 @@
 //!   hex form, constant-time comparison, key files.
 //! - [`table`]: the TLDS record table and its file format.
 //! - [`query`]: the client's query file format, read a line at a time.
+//! - [`text_file`]: what every file format shares (byte-order mark, blank
+//!   and comment lines).
 //! - [`wire`]: every protocol message, parsed and formatted in one place.
 //! - [`scan`]: word-at-a-time byte scans for line ends, separators and controls.
 //! - [`connection`]: lines in and out of one socket, with a hard line-length
@@ -24,5 +26,6 @@ pub mod query;
 pub mod scan;
 pub mod server;
 pub mod table;
+pub mod text_file;
 pub mod tlds;
 pub mod wire;

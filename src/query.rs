@@ -3,6 +3,7 @@
 
 use std::io::{self, BufRead};
 
+use crate::text_file;
 use crate::wire::{self, WireError};
 
 /// One query line, borrowed from the file's text.
@@ -16,27 +17,17 @@ pub struct Query<'a> {
 /// Parses one line (without its `\n`; a trailing `\r` is dropped).
 /// `Ok(None)` is a blank or comment line.
 pub fn parse_line(raw: &[u8]) -> Result<Option<Query<'_>>, WireError> {
-    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-    let text = wire::text(raw)?;
-    let trimmed = text.trim_matches([' ', '\t']);
-    if trimmed.is_empty() || trimmed.starts_with('#') {
+    if text_file::is_skipped(raw) {
         return Ok(None);
     }
+    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    let text = wire::text(raw)?;
     let [key, challenge, hostname] = wire::fields(text, "3 fields: <key> <challenge> <hostname>")?;
     Ok(Some(Query {
         key,
         challenge: wire::check_challenge(challenge)?,
         hostname: wire::check_hostname(hostname)?,
     }))
-}
-
-/// A blank or comment line, which is no job at all.
-fn skipped(raw: &[u8]) -> bool {
-    // Most lines are queries, and start with a key: only a line that
-    // starts (after spaces and tabs) with `#`, `\r` or nothing is parsed
-    // here to be sure.
-    let first = raw.iter().find(|&&byte| byte != b' ' && byte != b'\t');
-    matches!(first, None | Some(b'#' | b'\r')) && matches!(parse_line(raw), Ok(None))
 }
 
 /// One line of a query file, as the client sees it.
@@ -100,7 +91,7 @@ impl<R: BufRead> QueryLines<R> {
                 if !self.read_line()? {
                     return Ok(None);
                 }
-                if !skipped(&self.line) {
+                if !text_file::is_skipped(&self.line) {
                     break;
                 }
             }
@@ -125,6 +116,10 @@ impl<R: BufRead> QueryLines<R> {
             self.line.pop();
         }
         self.number += 1;
+        if self.number == 1 {
+            let bom = self.line.len() - text_file::without_bom(&self.line).len();
+            self.line.drain(..bom);
+        }
         Ok(true)
     }
 }

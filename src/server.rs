@@ -16,6 +16,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use ipnet::{IpNet, Ipv4Net};
+
 use crate::connection::Connection;
 use crate::wire;
 
@@ -160,15 +162,41 @@ impl Drop for Permit {
 pub enum Allow {
     #[default]
     Anyone,
-    Only(Arc<[IpAddr]>),
+    /// Peers in any of these ranges (a single address is a range of one).
+    Only(Arc<[IpNet]>),
 }
 
 impl Allow {
+    /// Only peers in `ranges`; anyone when there are none.
+    pub fn only(ranges: &[IpNet]) -> Allow {
+        if ranges.is_empty() {
+            return Allow::Anyone;
+        }
+        Allow::Only(ranges.iter().map(|range| canonical_range(*range)).collect())
+    }
+
     fn admits(&self, peer: &SocketAddr) -> bool {
         match self {
             Allow::Anyone => true,
-            Allow::Only(list) => list.contains(&peer.ip()),
+            Allow::Only(ranges) => {
+                let ip = peer.ip().to_canonical();
+                ranges.iter().any(|range| range.contains(&ip))
+            }
         }
+    }
+}
+
+/// An IPv4 range written as IPv4-mapped IPv6 (`::ffff:10.0.0.0/104`) as
+/// the IPv4 range it is: a listener on `::` sees IPv4 peers that way, and
+/// [`Allow`] compares every peer in its IPv4 form.
+fn canonical_range(range: IpNet) -> IpNet {
+    match range {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => v6
+            .network()
+            .to_ipv4_mapped()
+            .and_then(|network| Ipv4Net::new(network, v6.prefix_len() - 96).ok())
+            .map_or(range, IpNet::V4),
+        _ => range,
     }
 }
 
@@ -251,4 +279,48 @@ fn refuse(stream: TcpStream, reason: &dyn std::fmt::Display) {
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let _ = (&stream).write_all(&reply);
     let _ = stream.shutdown(std::net::Shutdown::Write);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admits(allow: &Allow, peer: &str) -> bool {
+        allow.admits(&SocketAddr::new(peer.parse().unwrap(), 1))
+    }
+
+    #[test]
+    fn allow_lists_take_ranges_and_either_form_of_an_ipv4_peer() {
+        let ranges: Vec<IpNet> = [
+            "10.0.0.0/8",
+            "192.0.2.7/32",
+            "::ffff:198.51.100.0/120",
+            "fd00::/8",
+        ]
+        .iter()
+        .map(|range| range.parse().unwrap())
+        .collect();
+        let allow = Allow::only(&ranges);
+        for peer in [
+            "10.1.2.3",
+            "::ffff:10.9.9.9",
+            "192.0.2.7",
+            "198.51.100.20",
+            "::ffff:198.51.100.1",
+            "fd12::1",
+        ] {
+            assert!(admits(&allow, peer), "{peer}");
+        }
+        for peer in [
+            "11.0.0.1",
+            "192.0.2.8",
+            "::ffff:192.0.2.8",
+            "198.51.101.1",
+            "fe80::1",
+            "::1",
+        ] {
+            assert!(!admits(&allow, peer), "{peer}");
+        }
+        assert!(admits(&Allow::only(&[]), "203.0.113.1"));
+    }
 }

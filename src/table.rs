@@ -15,6 +15,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
+use crate::text_file;
 use crate::wire::{MAX_HOSTNAME, MAX_LINE};
 
 /// What is wrong with one line of a table file.
@@ -87,7 +88,7 @@ pub enum LoadError {
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LoadError::Io(path, err) => write!(f, "cannot read table {}: {err}", path.display()),
+            LoadError::Io(path, _) => write!(f, "cannot read table {}", path.display()),
             LoadError::Parse(path, err) => {
                 write!(f, "{}:{}: {}", path.display(), err.line, err.kind)
             }
@@ -95,11 +96,14 @@ impl fmt::Display for LoadError {
     }
 }
 
+/// The cause is either the source (an I/O error, shown after the message
+/// by whoever prints the chain) or part of the message (a line's reason),
+/// never both, so no message repeats its cause.
 impl std::error::Error for LoadError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             LoadError::Io(_, err) => Some(err),
-            LoadError::Parse(_, err) => Some(err),
+            LoadError::Parse(..) => None,
         }
     }
 }
@@ -163,6 +167,7 @@ impl Table {
     /// Parses a whole table file.
     pub fn parse(bytes: &[u8]) -> Result<Table, TableError> {
         let mut builder = Builder::with_capacity(bytes.len());
+        let bytes = text_file::without_bom(bytes);
         for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
             let line_number = index + 1;
             builder
@@ -272,12 +277,11 @@ impl Builder {
     }
 
     fn add_line(&mut self, raw: &[u8], line_number: usize) -> Result<(), TableErrorKind> {
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let line = std::str::from_utf8(raw).map_err(|_| TableErrorKind::NotUtf8)?;
-        let trimmed = line.trim_start_matches([' ', '\t']);
-        if trimmed.trim_end_matches([' ', '\t']).is_empty() || trimmed.starts_with('#') {
+        if text_file::is_skipped(raw) {
             return Ok(());
         }
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let line = std::str::from_utf8(raw).map_err(|_| TableErrorKind::NotUtf8)?;
         if line.chars().any(|c| c.is_control() && c != '\t') {
             return Err(TableErrorKind::ControlCharacter);
         }

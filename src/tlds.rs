@@ -7,10 +7,12 @@
 //! `--as-allow`: anyone who can reach it can obtain a digest for any challenge.
 
 use std::io;
-use std::net::{IpAddr, TcpListener};
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
+
+use ipnet::IpNet;
 
 use crate::connection::Respond;
 use crate::digest::{Key, Signer, sign_many};
@@ -52,7 +54,7 @@ pub struct Config {
     pub table: Table,
     pub key: Key,
     /// Peers allowed on the AS port; empty means anyone.
-    pub as_allow: Vec<IpAddr>,
+    pub as_allow: Vec<IpNet>,
     /// Connections served at once, over both ports.
     pub max_connections: usize,
     pub idle_timeout: Duration,
@@ -167,11 +169,7 @@ pub struct Listeners {
 pub fn run(config: Config, listeners: Listeners, stopper: &Stopper) -> io::Result<()> {
     let tlds = Arc::new(Tlds::new(config.table, &config.key));
     let gate = Gate::new(config.max_connections, config.idle_timeout);
-    let allow = if config.as_allow.is_empty() {
-        Allow::Anyone
-    } else {
-        Allow::Only(config.as_allow.into())
-    };
+    let allow = Allow::only(&config.as_allow);
     let as_port = Port {
         role: format!("{} AS port", config.name),
         allow,

@@ -201,9 +201,14 @@ pub fn write_error(out: &mut Vec<u8>, reason: &dyn fmt::Display) {
     push_line(out, &[ERROR_PREFIX, clean.trim()]);
 }
 
-/// The reason in an `Error: <reason>` line, if it is one.
+/// The reason in an `Error: <reason>` line, if it is one. A server error is
+/// told by its shape, `Error:` and then a space, which no hostname can
+/// hold: `Error:foo` is a hostname (and `Error:foo - Error:HOST NOT FOUND`
+/// the miss of one), not an error.
 fn error_reason(text: &str) -> Option<&str> {
-    text.strip_prefix(ERROR_PREFIX).map(str::trim)
+    text.strip_prefix(ERROR_PREFIX)
+        .filter(|rest| rest.starts_with(' '))
+        .map(str::trim)
 }
 
 /// client → AS: `<challenge> <digest>`.
@@ -383,6 +388,27 @@ mod tests {
         let mut out = Vec::new();
         write(&mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_hostname_that_begins_with_error_is_no_error() {
+        assert_eq!(
+            HostReply::parse(b"Error:foo - Error:HOST NOT FOUND"),
+            Ok(HostReply::NotFound("Error:foo"))
+        );
+        assert_eq!(
+            HostReply::parse(b"Error:x 10.0.0.1 A"),
+            Ok(HostReply::Found("Error:x 10.0.0.1 A"))
+        );
+        assert_eq!(
+            HostReply::parse(b"Error: server busy"),
+            Ok(HostReply::Error("server busy"))
+        );
+        let error = line(|out| write_error(out, &""));
+        assert_eq!(
+            AuthReply::parse(error.trim_end_matches('\n').as_bytes()),
+            Ok(AuthReply::Error(""))
+        );
     }
 
     #[test]

@@ -120,46 +120,122 @@ fn tlds_args<'a>(table: &'a str, key: &'a str, port: &'a str) -> Vec<&'a str> {
     ]
 }
 
+// Each message is compared whole: it names its cause once, and the path,
+// line, address or flag at fault.
 #[test]
 fn tlds_start_up_errors_name_their_cause() {
     let dir = scratch_dir("tlds-errors");
     let good_table = write_file(&dir, "good.tsv", "a.com\t1.2.3.4\tA\n");
     let good_key = write_file(&dir, "key.txt", "s3cret-key\n");
     let (table, key) = (good_table.to_str().unwrap(), good_key.to_str().unwrap());
+    let fails = |program: &str, table: &str, key: &str, port: &str| {
+        fails_at_start(program, &tlds_args(table, key, port))
+            .trim_end()
+            .to_owned()
+    };
 
     let missing = dir.join("missing.tsv");
-    let message = fails_at_start("tlds1", &tlds_args(missing.to_str().unwrap(), key, "0"));
-    assert!(message.contains(missing.to_str().unwrap()), "{message}");
+    assert_eq!(
+        fails("tlds1", missing.to_str().unwrap(), key, "0"),
+        format!(
+            "tlds1: error: cannot read table {}: No such file or directory (os error 2)",
+            missing.display()
+        )
+    );
 
     let bad = write_file(
         &dir,
         "bad.tsv",
         "# header\na.com\t1.2.3.4\tA\nb.com 300.1.1.1 A\n",
     );
-    let message = fails_at_start("tlds2", &tlds_args(bad.to_str().unwrap(), key, "0"));
-    assert!(
-        message.contains(&format!("{}:3: ", bad.display())),
-        "{message}"
+    assert_eq!(
+        fails("tlds2", bad.to_str().unwrap(), key, "0"),
+        format!(
+            "tlds2: error: {}:3: flag A needs an IPv4 address, found '300.1.1.1'",
+            bad.display()
+        )
     );
 
     let dup = write_file(&dir, "dup.tsv", "a.com 1.1.1.1 A\nA.COM. 2.2.2.2 A\n");
-    let message = fails_at_start("tlds1", &tlds_args(dup.to_str().unwrap(), key, "0"));
-    assert!(
-        message.contains(&format!("{}:2: ", dup.display())),
-        "{message}"
+    assert_eq!(
+        fails("tlds1", dup.to_str().unwrap(), key, "0"),
+        format!(
+            "tlds1: error: {}:2: hostname 'A.COM' is listed twice (first on line 1)",
+            dup.display()
+        )
     );
-    assert!(message.contains("listed twice"), "{message}");
 
-    let empty_key = write_file(&dir, "empty.key", "\n  \n");
-    let message = fails_at_start("tlds1", &tlds_args(table, empty_key.to_str().unwrap(), "0"));
-    assert!(message.contains("empty.key"), "{message}");
+    let missing_key = dir.join("missing.key");
+    assert_eq!(
+        fails("tlds1", table, missing_key.to_str().unwrap(), "0"),
+        format!(
+            "tlds1: error: cannot read key file {}: No such file or directory (os error 2)",
+            missing_key.display()
+        )
+    );
+
+    let empty_key = write_file(&dir, "empty.key", "\n  \n# the key goes here\n");
+    assert_eq!(
+        fails("tlds1", table, empty_key.to_str().unwrap(), "0"),
+        format!(
+            "tlds1: error: key file {} holds no key (every line is blank or a comment)",
+            empty_key.display()
+        )
+    );
+
+    let spaced_key = write_file(&dir, "spaced.key", "# tlds1's key\ns3cret key\n");
+    assert_eq!(
+        fails("tlds1", table, spaced_key.to_str().unwrap(), "0"),
+        format!(
+            "tlds1: error: {}:2: the key contains whitespace",
+            spaced_key.display()
+        )
+    );
 
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let message = fails_at_start("tlds1", &tlds_args(table, key, &port));
-    assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
-    assert!(message.contains("--as-port"), "{message}");
-    assert!(!message.contains("s3cret-key"), "{message}");
+    assert_eq!(
+        fails("tlds1", table, key, &port),
+        format!(
+            "tlds1: error: cannot listen on 127.0.0.1:{port} (--bind/--as-port): \
+             Address already in use (os error 98)"
+        )
+    );
+}
+
+// Limits that could not work are refused at start, naming the flag and
+// the values it accepts.
+#[test]
+fn impossible_limits_are_refused_naming_the_flag_and_range() {
+    let dir = scratch_dir("limits");
+    let seconds = "must be a number of seconds from 0.001 to 1000000";
+    for (program, flag, value, reason) in [
+        ("tlds1", "--max-connections", "0", "0 is not in 1..=1000000"),
+        (
+            "as_server",
+            "--max-connections",
+            "0",
+            "0 is not in 1..=1000000",
+        ),
+        ("tlds2", "--idle-timeout", "0", seconds),
+        ("as_server", "--timeout", "0.0000001", seconds),
+        ("client", "--timeout", "inf", seconds),
+        ("as_server", "--idle-timeout", "NaN", seconds),
+        ("client", "--timeout", "-1e-3", seconds),
+    ] {
+        let run = run_to_end(program, &[&format!("{flag}={value}")], &dir);
+        assert_eq!(run.status.code(), Some(2), "{program} {flag}={value}");
+        let first = run.stderr.lines().next().unwrap_or_default();
+        let value_name = if flag == "--max-connections" {
+            "N"
+        } else {
+            "SECS"
+        };
+        assert_eq!(
+            first,
+            format!("error: invalid value '{value}' for '{flag} <{value_name}>': {reason}"),
+        );
+    }
 }
 
 #[test]

@@ -70,8 +70,9 @@ struct Args {
     timeout: Duration,
 
     /// Most client connections served at once; more hear `Error: server busy`
-    #[arg(long, value_name = "N", default_value_t = 1024)]
-    max_connections: usize,
+    #[arg(long, value_name = "N", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections: u32,
 
     /// Close a client connection that sends nothing for this many seconds
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = cli::seconds)]
@@ -120,7 +121,7 @@ fn start() -> Result<ExitCode> {
         tlds,
         timeout: args.timeout,
         links_per_tlds: usize::from(args.tlds_links),
-        max_connections: args.max_connections,
+        max_connections: args.max_connections as usize,
         idle_timeout: args.idle_timeout,
     };
     let (stopper, signal) = cli::StopSignal::install()?;

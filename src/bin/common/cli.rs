@@ -2,7 +2,7 @@
 //! errors that name the flag at fault, timeouts in seconds, signals, and
 //! turning a failure into one line on stderr and an exit status.
 
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpListener, ToSocketAddrs};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use authdns::server::Stopper;
+use ipnet::IpNet;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -41,15 +42,27 @@ pub fn local(listener: &TcpListener) -> String {
         .map_or_else(|err| format!("<unknown: {err}>"), |addr| addr.to_string())
 }
 
+/// The shortest and longest timeouts accepted, in seconds: a shorter one
+/// would round to no timeout at all, a longer one is a mistake.
+const SECONDS: (f64, f64) = (0.001, 1_000_000.0);
+
 /// Parses a number of seconds (fractions allowed) for a timeout flag.
 pub fn seconds(text: &str) -> Result<Duration> {
-    let Ok(secs) = text.parse::<f64>() else {
-        bail!("'{text}' is not a number of seconds");
-    };
-    if !(secs > 0.0 && secs <= 1e9) {
-        bail!("'{text}' must be more than 0 seconds");
+    let (least, most) = SECONDS;
+    match text.trim().parse::<f64>() {
+        Ok(secs) if (least..=most).contains(&secs) => Ok(Duration::from_secs_f64(secs)),
+        _ => bail!("must be a number of seconds from {least} to {most}"),
     }
-    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses an address (a range of one) or a range such as `10.0.0.0/8`.
+#[allow(dead_code)] // only the TLDS programs take ranges
+pub fn ip_range(text: &str) -> Result<IpNet> {
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(IpNet::from(ip));
+    }
+    text.parse::<IpNet>()
+        .map_err(|_| anyhow::anyhow!("must be an IP address or a range such as 10.0.0.0/8"))
 }
 
 /// Calls `on_signal` with the signal's number, on a thread of its own, the

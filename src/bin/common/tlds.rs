@@ -1,7 +1,6 @@
 //! The command line of `tlds1` and `tlds2`: one definition, each program's
 //! defaults filled in from [`Defaults`].
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,6 +10,7 @@ use authdns::digest::Key;
 use authdns::table::Table;
 use authdns::tlds::{self, Config, Defaults, Listeners};
 use clap::{CommandFactory, FromArgMatches, Parser};
+use ipnet::IpNet;
 
 use crate::cli;
 
@@ -39,14 +39,17 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub key_file: PathBuf,
 
-    /// Serve the AS port only to this peer address (repeatable; default: anyone).
+    /// Serve the AS port only to this peer address or range, e.g. 10.0.0.1 or
+    /// 10.0.0.0/8 (repeatable; default: anyone). An IPv4 peer matches whether it
+    /// arrives as IPv4 or, on a listener bound to ::, as IPv4-mapped IPv6.
     /// Recommended whenever the AS port is reachable from other machines
-    #[arg(long, value_name = "IP")]
-    pub as_allow: Vec<IpAddr>,
+    #[arg(long, value_name = "IP[/PREFIX]", value_parser = cli::ip_range)]
+    pub as_allow: Vec<IpNet>,
 
     /// Most connections served at once, over both ports; more hear `Error: server busy`
-    #[arg(long, value_name = "N", default_value_t = 1024)]
-    pub max_connections: usize,
+    #[arg(long, value_name = "N", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
 
     /// Close a connection that sends nothing for this many seconds
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = cli::seconds)]
@@ -103,7 +106,7 @@ fn start(defaults: &Defaults) -> Result<ExitCode> {
         table,
         key,
         as_allow: args.as_allow,
-        max_connections: args.max_connections,
+        max_connections: args.max_connections as usize,
         idle_timeout: args.idle_timeout,
     };
     let (stopper, signal) = cli::StopSignal::install()?;
@@ -142,6 +145,6 @@ mod tests {
         ]);
         let args = Args::from_arg_matches(&matches).unwrap();
         assert_eq!(args.as_port, 0);
-        assert_eq!(args.as_allow, ["127.0.0.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(args.as_allow, ["127.0.0.1/32".parse::<IpNet>().unwrap()]);
     }
 }
