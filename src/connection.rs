@@ -13,6 +13,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::scan;
@@ -155,9 +156,51 @@ impl<R: Read> LineReader<R> {
     }
 }
 
+/// One socket, shared by its reading and writing halves (and by a server's
+/// list of open connections), so a connection costs one file descriptor
+/// however many hold it. It closes when the last holder lets go.
+#[derive(Debug, Clone)]
+pub struct Socket(Arc<TcpStream>);
+
+impl Socket {
+    pub fn new(stream: TcpStream) -> Socket {
+        Socket(Arc::new(stream))
+    }
+}
+
+impl From<TcpStream> for Socket {
+    fn from(stream: TcpStream) -> Socket {
+        Socket::new(stream)
+    }
+}
+
+impl std::ops::Deref for Socket {
+    type Target = TcpStream;
+
+    fn deref(&self) -> &TcpStream {
+        &self.0
+    }
+}
+
+impl Read for Socket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self.0).read(buf)
+    }
+}
+
+impl Write for Socket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (&*self.0).flush()
+    }
+}
+
 /// Outgoing lines, queued and sent in one write.
 pub struct Writer {
-    stream: TcpStream,
+    stream: Socket,
     out: Vec<u8>,
 }
 
@@ -166,7 +209,7 @@ pub struct Writer {
 pub const FLUSH_AT: usize = 64 * 1024;
 
 impl Writer {
-    pub fn new(stream: TcpStream) -> Writer {
+    pub fn new(stream: Socket) -> Writer {
         Writer {
             stream,
             out: Vec::with_capacity(FLUSH_AT),
@@ -198,7 +241,7 @@ impl Writer {
         let _ = self.stream.shutdown(Shutdown::Both);
     }
 
-    pub fn stream(&self) -> &TcpStream {
+    pub fn stream(&self) -> &Socket {
         &self.stream
     }
 }
@@ -230,25 +273,25 @@ impl<F: FnMut(&[u8], &mut Vec<u8>)> Respond for F {
 
 /// Both halves of one socket: lines in, lines out.
 pub struct Connection {
-    reader: LineReader<TcpStream>,
+    reader: LineReader<Socket>,
     writer: Writer,
 }
 
 impl Connection {
-    pub fn new(stream: TcpStream) -> io::Result<Connection> {
-        let read_half = stream.try_clone()?;
-        Ok(Connection {
-            reader: LineReader::new(read_half),
-            writer: Writer::new(stream),
-        })
+    pub fn new(stream: impl Into<Socket>) -> Connection {
+        let socket = stream.into();
+        Connection {
+            reader: LineReader::new(socket.clone()),
+            writer: Writer::new(socket),
+        }
     }
 
     /// The halves, for a caller that reads on one thread and writes on another.
-    pub fn split(self) -> (LineReader<TcpStream>, Writer) {
+    pub fn split(self) -> (LineReader<Socket>, Writer) {
         (self.reader, self.writer)
     }
 
-    pub fn reader(&mut self) -> &mut LineReader<TcpStream> {
+    pub fn reader(&mut self) -> &mut LineReader<Socket> {
         &mut self.reader
     }
 
@@ -335,7 +378,6 @@ mod tests {
     use super::*;
     use std::io::{BufRead, BufReader};
     use std::net::TcpListener;
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::thread;
 
@@ -463,7 +505,7 @@ mod tests {
             held: Vec::new(),
             most: Arc::clone(&most),
         };
-        let connection = Connection::new(server_side).unwrap();
+        let connection = Connection::new(server_side);
         let server = thread::spawn(move || connection.serve(holding));
         let requests: String = (0..5000).map(|i| format!("{i}\n")).collect();
         (&client).write_all(requests.as_bytes()).unwrap();

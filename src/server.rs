@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::{IpNet, Ipv4Net};
 
-use crate::connection::Connection;
+use crate::connection::{Connection, Socket};
 use crate::wire;
 
 /// How long a stopping server waits for its connections to finish.
@@ -85,7 +85,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Gate {
     pub max_connections: usize,
     pub idle_timeout: Duration,
-    open: Mutex<HashMap<u64, TcpStream>>,
+    open: Mutex<HashMap<u64, Socket>>,
     closed: Condvar,
     next_id: AtomicU64,
 }
@@ -106,16 +106,15 @@ impl Gate {
         lock(&self.open).len()
     }
 
-    fn try_enter(self: &Arc<Self>, stream: &TcpStream) -> Option<Permit> {
+    fn try_enter(self: &Arc<Self>, socket: &Socket) -> Option<Permit> {
         let mut open = lock(&self.open);
         if open.len() >= self.max_connections {
             return None;
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        // Without a handle to close it by, a stopping server could only
-        // wait for this connection to idle out.
-        let handle = stream.try_clone().ok()?;
-        open.insert(id, handle);
+        // A stopping server closes the input of every open connection
+        // through these.
+        open.insert(id, socket.clone());
         Some(Permit {
             gate: Arc::clone(self),
             id,
@@ -235,16 +234,18 @@ where
         }
         if !port.allow.admits(&peer) {
             eprintln!("{role}: refused {peer}: not in --as-allow");
-            refuse(stream, &"not allowed");
+            refuse(&stream, &"not allowed");
             continue;
         }
-        let Some(permit) = gate.try_enter(&stream) else {
-            refuse(stream, &"server busy");
+        if configure(&stream, gate.idle_timeout).is_err() {
+            continue;
+        }
+        let socket = Socket::new(stream);
+        let Some(permit) = gate.try_enter(&socket) else {
+            refuse(&socket, &"server busy");
             continue;
         };
-        let Ok(connection) = configure(stream, gate.idle_timeout) else {
-            continue;
-        };
+        let connection = Connection::new(socket);
         let handle = Arc::clone(&handle);
         let spawned = thread::Builder::new()
             .stack_size(CONNECTION_STACK)
@@ -264,20 +265,20 @@ pub fn finish(gate: &Gate) {
     gate.drain(GRACE);
 }
 
-fn configure(stream: TcpStream, idle_timeout: Duration) -> io::Result<Connection> {
+fn configure(stream: &TcpStream, idle_timeout: Duration) -> io::Result<()> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(idle_timeout))?;
-    stream.set_write_timeout(Some(idle_timeout))?;
-    Connection::new(stream)
+    stream.set_write_timeout(Some(idle_timeout))
 }
 
 /// Tells a peer why it is not served, then closes. The write goes into an
 /// empty socket buffer, so it cannot block.
-fn refuse(stream: TcpStream, reason: &dyn std::fmt::Display) {
+fn refuse(stream: &TcpStream, reason: &dyn std::fmt::Display) {
     let mut reply = Vec::new();
     wire::write_error(&mut reply, reason);
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-    let _ = (&stream).write_all(&reply);
+    let mut stream = stream;
+    let _ = stream.write_all(&reply);
     let _ = stream.shutdown(std::net::Shutdown::Write);
 }
 

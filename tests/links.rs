@@ -260,7 +260,7 @@ fn system(links: usize) -> System {
 fn connect(addr: SocketAddr) -> Connection {
     let stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    Connection::new(stream).unwrap()
+    Connection::new(stream)
 }
 
 /// Sends one `challenge digest` for `key` and reads the AS's reply.

@@ -16,12 +16,12 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::connection::{self, FrameError, LineReader};
+use crate::connection::{self, FrameError, LineReader, Socket};
 use crate::digest::Digest;
 use crate::wire::{AuthReply, DigestReply, WireError};
 
@@ -176,7 +176,7 @@ struct State {
     generation: u64,
     connections: u64,
     /// The open connection's read half, unless its reader has it.
-    reader: Option<LineReader<TcpStream>>,
+    reader: Option<LineReader<Socket>>,
     leading: bool,
     next_id: u64,
     /// Bursts in the order they were written, so answers pair with them.
@@ -196,7 +196,7 @@ pub struct SharedLink {
     timeout: Duration,
     /// The write half and its connection's number. Writing a burst and
     /// queueing it for answers happen under this lock, in that order.
-    writer: Mutex<Option<(u64, TcpStream)>>,
+    writer: Mutex<Option<(u64, Socket)>>,
     state: Mutex<State>,
     opened: AtomicUsize,
 }
@@ -294,20 +294,20 @@ impl SharedLink {
     }
 
     /// Opens a new connection; called with the writer lock held.
-    fn open(&self) -> Result<(u64, TcpStream), Arc<LinkError>> {
-        let opened = connection::connect(&self.peer.as_addrs, self.timeout)
-            .and_then(|stream| Ok((stream.try_clone()?, stream)));
+    fn open(&self) -> Result<(u64, Socket), Arc<LinkError>> {
+        let opened = connection::connect(&self.peer.as_addrs, self.timeout);
         let mut state = lock(&self.state);
         match opened {
-            Ok((read_half, stream)) => {
+            Ok(stream) => {
+                let socket = Socket::new(stream);
                 self.opened.fetch_add(1, Ordering::Relaxed);
                 state.connections += 1;
                 state.generation = state.connections;
-                state.reader = Some(LineReader::new(read_half));
+                state.reader = Some(LineReader::new(socket.clone()));
                 state.health = Health::Up {
                     since: Instant::now(),
                 };
-                Ok((state.generation, stream))
+                Ok((state.generation, socket))
             }
             Err(err) => {
                 let error = self.error(LinkErrorKind::Connect(err));

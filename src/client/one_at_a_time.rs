@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use super::collector::{Collector, ResultLine, Results};
 use super::replies::{
-    Peer, PeerError, PeerErrorKind, Route, Unreachable, answer_of, as_connection, failed_line,
+    PeerError, Route, Unreachable, answer_of, as_connection, failed_line,
     malformed_line, route_of,
 };
 use super::signing::Requests;
 use super::{ClientError, QueryLines, Settings};
-use crate::connection::{Connection, FrameError};
+use crate::connection::Connection;
 use crate::query::{Job, Query};
 use crate::wire::HostRequest;
 
@@ -132,12 +132,7 @@ impl OneAtATime<'_> {
         let stream = self
             .unreachable
             .connect(host, port, self.settings.timeout)?;
-        let connection = Connection::new(stream).map_err(|err| {
-            PeerError::new(
-                Peer::Tlds(name.clone()),
-                PeerErrorKind::Io(FrameError::Io(err)),
-            )
-        })?;
+        let connection = Connection::new(stream);
         self.tlds.push(TldsConnection {
             host: host.to_owned(),
             port,

@@ -30,7 +30,7 @@ use super::replies::{
 };
 use super::signing::Requests;
 use super::{ClientError, QueryLines, Settings};
-use crate::connection::{Connection, FrameError, LineReader, Writer};
+use crate::connection::{Connection, FrameError, LineReader, Socket, Writer};
 use crate::query::Job;
 use crate::wire::HostRequest;
 
@@ -408,7 +408,7 @@ impl TldsQueue {
 /// Stage 2: reads AS replies and routes each query to the TLDS it names.
 struct Router<'scope, 'env> {
     /// The AS connection's read half, or why it can no longer be used.
-    as_reader: Result<LineReader<TcpStream>, Arc<PeerError>>,
+    as_reader: Result<LineReader<Socket>, Arc<PeerError>>,
     as_name: &'env str,
     known_routes: KnownRoutes,
     tlds: TldsQueues<'scope, 'env>,
@@ -532,10 +532,7 @@ impl<'scope, 'env> TldsQueues<'scope, 'env> {
         let stream = self
             .unreachable
             .connect(host, port, self.settings.timeout)?;
-        let broken_by = |kind| PeerError::new(Peer::Tlds(name.clone()), kind);
-        let (reader, writer) = Connection::new(stream)
-            .map_err(|err| broken_by(PeerErrorKind::Io(FrameError::Io(err))))?
-            .split();
+        let (reader, writer) = Connection::new(stream).split();
         let (to_reader, queued) = mpsc::channel();
         let broken = Arc::new(AtomicBool::new(false));
         let tlds_reader = TldsReader {
@@ -546,7 +543,7 @@ impl<'scope, 'env> TldsQueues<'scope, 'env> {
         };
         named("client reader")
             .spawn_scoped(self.scope, move || tlds_reader.run(&queued))
-            .map_err(|err| broken_by(PeerErrorKind::Thread(err)))?;
+            .map_err(|err| PeerError::new(Peer::Tlds(name.clone()), PeerErrorKind::Thread(err)))?;
         Ok(TldsQueue {
             host: host.to_owned(),
             port,
@@ -560,7 +557,7 @@ impl<'scope, 'env> TldsQueues<'scope, 'env> {
 
 /// Stage 3: reads one TLDS's replies, in the order its queries were sent.
 struct TldsReader<'w> {
-    reader: LineReader<TcpStream>,
+    reader: LineReader<Socket>,
     outbox: Outbox<'w>,
     broken: Arc<AtomicBool>,
     /// `host:port`, for error lines.

@@ -84,12 +84,9 @@ pub(super) fn as_connection(
     as_stream: Option<TcpStream>,
     as_name: &str,
 ) -> Result<Connection, Arc<PeerError>> {
-    let broken = |kind| PeerError::new(Peer::As(as_name.to_owned()), kind);
-    match as_stream.map(Connection::new) {
-        Some(Ok(connection)) => Ok(connection),
-        Some(Err(err)) => Err(broken(PeerErrorKind::Io(FrameError::Io(err)))),
-        None => Err(broken(PeerErrorKind::NotConnected)),
-    }
+    as_stream.map(Connection::new).ok_or_else(|| {
+        PeerError::new(Peer::As(as_name.to_owned()), PeerErrorKind::NotConnected)
+    })
 }
 
 /// What the AS's reply means for one query.
