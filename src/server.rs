@@ -122,9 +122,8 @@ impl Gate {
     }
 
     /// Closes the input of every open connection, then waits until they are
-    /// done or `grace` has passed.
-    fn drain(&self, grace: Duration) {
-        let deadline = Instant::now() + grace;
+    /// done or `deadline` has passed.
+    fn drain(&self, deadline: Instant) {
         let mut open = lock(&self.open);
         for stream in open.values() {
             let _ = stream.shutdown(std::net::Shutdown::Read);
@@ -218,13 +217,15 @@ where
         stopper.register(addr);
     }
     let role = &port.role;
+    // A flood of refusals must not become a flood of log lines.
+    let (failures, refusals, busy) = (Throttle::new(), Throttle::new(), Throttle::new());
     while !stopper.is_stopping() {
         let (stream, peer) = match listener.accept() {
             Ok(accepted) => accepted,
             Err(err) => {
                 // Out of file descriptors and the like: back off briefly
                 // rather than spin, and keep serving those already connected.
-                eprintln!("{role}: accept failed: {err}");
+                failures.note(|more| eprintln!("{role}: accept failed: {err}{more}"));
                 thread::sleep(Duration::from_millis(20));
                 continue;
             }
@@ -233,7 +234,7 @@ where
             break;
         }
         if !port.allow.admits(&peer) {
-            eprintln!("{role}: refused {peer}: not in --as-allow");
+            refusals.note(|more| eprintln!("{role}: refused {peer}: not in --as-allow{more}"));
             refuse(&stream, &"not allowed");
             continue;
         }
@@ -242,6 +243,12 @@ where
         }
         let socket = Socket::new(stream);
         let Some(permit) = gate.try_enter(&socket) else {
+            busy.note(|more| {
+                eprintln!(
+                    "{role}: busy: {peer} refused, {} connections open{more}",
+                    gate.max_connections
+                )
+            });
             refuse(&socket, &"server busy");
             continue;
         };
@@ -254,15 +261,54 @@ where
                 handle(connection);
             });
         if let Err(err) = spawned {
-            eprintln!("{role}: cannot start a thread for {peer}: {err}");
+            failures
+                .note(|more| eprintln!("{role}: cannot start a thread for {peer}: {err}{more}"));
         }
     }
 }
 
-/// After every listener of `gate` has stopped: lets the open connections
-/// answer what they have read, for at most [`GRACE`].
-pub fn finish(gate: &Gate) {
-    gate.drain(GRACE);
+/// Lets one kind of log line through at most once a second, and says in it
+/// how many were held back since the last.
+struct Throttle {
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl Throttle {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    fn new() -> Throttle {
+        Throttle {
+            state: Mutex::new((None, 0)),
+        }
+    }
+
+    /// Calls `log` with what to append (the count held back), or counts
+    /// this one as held back.
+    fn note(&self, log: impl FnOnce(&str)) {
+        let mut state = lock(&self.state);
+        let (last, held_back) = &mut *state;
+        let now = Instant::now();
+        if last.is_some_and(|last| now.duration_since(last) < Self::EVERY) {
+            *held_back += 1;
+            return;
+        }
+        let more = match *held_back {
+            0 => String::new(),
+            n => format!(" (and {n} more like it not shown)"),
+        };
+        *last = Some(now);
+        *held_back = 0;
+        log(&more);
+    }
+}
+
+/// After every listener of `gates` has stopped: lets the open connections
+/// answer what they have read, for at most [`GRACE`] in all.
+pub fn finish(gates: &[&Gate]) {
+    let deadline = Instant::now() + GRACE;
+    for gate in gates {
+        gate.drain(deadline);
+    }
 }
 
 fn configure(stream: &TcpStream, idle_timeout: Duration) -> io::Result<()> {

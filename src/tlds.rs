@@ -55,8 +55,11 @@ pub struct Config {
     pub key: Key,
     /// Peers allowed on the AS port; empty means anyone.
     pub as_allow: Vec<IpNet>,
-    /// Connections served at once, over both ports.
+    /// Connections served at once on the client port.
     pub max_connections: usize,
+    /// Connections served at once on the AS port: a budget of its own, so
+    /// clients can never take the slots the AS needs.
+    pub max_as_connections: usize,
     pub idle_timeout: Duration,
 }
 
@@ -168,11 +171,11 @@ pub struct Listeners {
 /// finish what they have read (for at most [`server::GRACE`]).
 pub fn run(config: Config, listeners: Listeners, stopper: &Stopper) -> io::Result<()> {
     let tlds = Arc::new(Tlds::new(config.table, &config.key));
-    let gate = Gate::new(config.max_connections, config.idle_timeout);
-    let allow = Allow::only(&config.as_allow);
+    let as_gate = Gate::new(config.max_as_connections, config.idle_timeout);
+    let client_gate = Gate::new(config.max_connections, config.idle_timeout);
     let as_port = Port {
         role: format!("{} AS port", config.name),
-        allow,
+        allow: Allow::only(&config.as_allow),
     };
     let client_port = Port {
         role: format!("{} client port", config.name),
@@ -181,18 +184,18 @@ pub fn run(config: Config, listeners: Listeners, stopper: &Stopper) -> io::Resul
     thread::scope(|scope| {
         let signing = Arc::clone(&tlds);
         let as_listener = listeners.as_port;
-        let (as_port, gate_ref) = (&as_port, &gate);
+        let (as_port, as_gate) = (&as_port, &as_gate);
         thread::Builder::new()
             .name(as_port.role.clone())
             .spawn_scoped(scope, move || {
-                server::serve(as_port, as_listener, gate_ref, stopper, move |connection| {
+                server::serve(as_port, as_listener, as_gate, stopper, move |connection| {
                     connection.serve(signing.challenge_replies())
                 })
             })?;
         server::serve(
             &client_port,
             listeners.client_port,
-            &gate,
+            &client_gate,
             stopper,
             move |connection| {
                 connection.serve(|line: &[u8], out: &mut Vec<u8>| tlds.answer_hostname(line, out))
@@ -200,7 +203,7 @@ pub fn run(config: Config, listeners: Listeners, stopper: &Stopper) -> io::Resul
         );
         Ok::<(), io::Error>(())
     })?;
-    server::finish(&gate);
+    server::finish(&[&as_gate, &client_gate]);
     Ok(())
 }
 

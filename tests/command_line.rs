@@ -279,3 +279,70 @@ fn client_start_up_errors_name_their_cause() {
         "earlier results\n"
     );
 }
+
+/// `program` run by `sh` after `ulimit` with `limit` (e.g. `-n 100`).
+fn limited(limit: &str, program: &str, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!("ulimit {limit} && exec \"$0\" \"$@\""))
+        .arg(bin(program))
+        .args(args);
+    command
+}
+
+// A server raises its soft open-file limit to the hard one, and refuses to
+// start when its connection limits need more descriptors than even that.
+#[test]
+fn servers_fit_their_connection_limits_to_the_open_file_limit() {
+    let dir = scratch_dir("nofile");
+    let table = write_file(&dir, "t.tsv", "a.example 10.0.0.1 A\n");
+    let key = write_file(&dir, "k.txt", "k\n");
+    let (table, key) = (table.to_str().unwrap(), key.to_str().unwrap());
+    let args = tlds_args(table, key, "0");
+
+    let run = limited("-n 100", "tlds1", &args).output().unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&run.stderr),
+        "tlds1: error: --max-connections 1024 and --max-as-connections 64 need about 1120 \
+         file descriptors, but the open-file limit is 100 (raise it with ulimit -n, or lower \
+         the limits)\n"
+    );
+    let run = limited("-n 100", "as_server", &["--port", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&run.stderr)
+            .starts_with("as_server: error: --max-connections 1024 need about 1058 file"),
+        "{run:?}"
+    );
+
+    // Only the soft limit is low: the server raises it and starts.
+    let tlds = Server::start_command("tlds1", limited("-S -n 100", "tlds1", &args));
+    let mut peer = Peer::connect(tlds.addrs[1]);
+    assert_eq!(
+        peer.ask("a.example").as_deref(),
+        Some("a.example 10.0.0.1 A")
+    );
+
+    // Limits that fit start, and past them a connection hears busy.
+    let small = [
+        &args[..],
+        &["--max-connections", "20", "--max-as-connections", "8"],
+    ]
+    .concat();
+    let tlds = Server::start_command("tlds1", limited("-n 100", "tlds1", &small));
+    let mut admitted: Vec<Peer> = (0..20).map(|_| Peer::connect(tlds.addrs[1])).collect();
+    for peer in &mut admitted {
+        assert_eq!(
+            peer.ask("a.example").as_deref(),
+            Some("a.example 10.0.0.1 A")
+        );
+    }
+    for _ in 0..60 {
+        let mut extra = Peer::connect(tlds.addrs[1]);
+        assert_eq!(extra.reply().as_deref(), Some("Error: server busy"));
+    }
+}

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Stdio;
 use std::thread;
@@ -607,4 +607,69 @@ fn as_allow_takes_ranges_and_both_forms_of_ipv4() {
         };
         assert_eq!(signs(&server), expected, "--bind {bind} --as-allow {allow}");
     }
+}
+
+// The AS port has a connection budget of its own: 1,024 connections
+// trickling bytes into the client port (its whole budget) take none of the
+// slots the AS needs, and queries through the AS still resolve.
+#[test]
+fn the_as_port_keeps_its_own_connection_budget() {
+    let dir = scratch_dir("own-budget");
+    let system = System::start_samples(&dir);
+    let (_, client_port) = system.tlds1.tlds_ports();
+    let trickling: Vec<TcpStream> = (0..1024)
+        .map(|_| {
+            let stream = TcpStream::connect(("127.0.0.1", client_port)).unwrap();
+            (&stream).write_all(b"Amaz").unwrap();
+            stream
+        })
+        .collect();
+    let run = run_client(
+        &dir,
+        system.auth.port(),
+        "k1234 alpha Amazon.org\nk5678 beta google.com\n",
+        &["--window", "1"],
+    );
+    // tlds1's client port is full, so the client itself hears busy there,
+    // but the AS authenticated both queries.
+    let output = run.output.unwrap();
+    assert!(
+        output[0].starts_with("Amazon.org - Error:"),
+        "{}",
+        output[0]
+    );
+    assert!(output[0].contains("server busy"), "{}", output[0]);
+    assert_eq!(output[1], "google.com 142.250.80.46 A");
+    drop(trickling);
+}
+
+// Refusals are logged at most once a second, with a count of the rest.
+#[test]
+fn busy_refusals_are_logged_at_most_once_a_second() {
+    let dir = scratch_dir("busy-log");
+    let tlds = sample_tlds1(&dir, &["--max-connections", "1"]);
+    let client_port = tlds.addrs[1];
+    let mut held = Peer::connect(client_port);
+    assert_eq!(held.ask("edu").as_deref(), Some("edu - NS"));
+    let started = Instant::now();
+    for _ in 0..200 {
+        let mut extra = Peer::connect(client_port);
+        assert_eq!(extra.reply().as_deref(), Some("Error: server busy"));
+    }
+    let busy_lines = |stderr: &str| stderr.lines().filter(|l| l.contains("busy")).count();
+    let allowed = started.elapsed().as_secs() as usize + 1;
+    assert!(busy_lines(&tlds.stderr()) <= allowed, "{}", tlds.stderr());
+    thread::sleep(Duration::from_millis(1100));
+    let mut late = Peer::connect(client_port);
+    assert_eq!(late.reply().as_deref(), Some("Error: server busy"));
+    let deadline = Instant::now() + PATIENCE;
+    while !tlds.stderr().contains("more like it not shown") {
+        assert!(Instant::now() < deadline, "{}", tlds.stderr());
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        busy_lines(&tlds.stderr()) <= allowed + 1,
+        "{}",
+        tlds.stderr()
+    );
 }

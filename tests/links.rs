@@ -80,6 +80,7 @@ fn tlds(
         key: Key::new(key),
         as_allow: Vec::new(),
         max_connections: 64,
+        max_as_connections: 64,
         idle_timeout,
     };
     let role = InProcess::start(move |stopper| tlds::run(config, listeners, stopper).unwrap());

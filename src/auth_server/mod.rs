@@ -77,7 +77,7 @@ impl AuthServer {
         server::serve(&port, listener, &gate, stopper, move |connection| {
             self.serve_client(connection)
         });
-        server::finish(&gate);
+        server::finish(&[&gate]);
     }
 
     /// Serves one client connection until it closes, idles out or misbehaves.

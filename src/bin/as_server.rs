@@ -94,6 +94,11 @@ fn peer(name: &'static str, host: &str, as_port: u16, client_port: u16) -> Resul
 
 fn start() -> Result<ExitCode> {
     let args = Args::parse();
+    // Each client connection, and each link to a TLDS, is one descriptor.
+    cli::ensure_descriptors(
+        u64::from(args.max_connections) + 2 * u64::from(args.tlds_links) + cli::SPARE_DESCRIPTORS,
+        &format!("--max-connections {}", args.max_connections),
+    )?;
     let tlds = [
         peer(
             "tlds1",

@@ -9,8 +9,7 @@ use std::sync::Arc;
 
 use super::collector::{Collector, ResultLine, Results};
 use super::replies::{
-    PeerError, Route, Unreachable, answer_of, as_connection, failed_line,
-    malformed_line, route_of,
+    PeerError, Route, Unreachable, answer_of, as_connection, failed_line, malformed_line, route_of,
 };
 use super::signing::Requests;
 use super::{ClientError, QueryLines, Settings};

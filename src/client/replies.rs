@@ -84,9 +84,9 @@ pub(super) fn as_connection(
     as_stream: Option<TcpStream>,
     as_name: &str,
 ) -> Result<Connection, Arc<PeerError>> {
-    as_stream.map(Connection::new).ok_or_else(|| {
-        PeerError::new(Peer::As(as_name.to_owned()), PeerErrorKind::NotConnected)
-    })
+    as_stream
+        .map(Connection::new)
+        .ok_or_else(|| PeerError::new(Peer::As(as_name.to_owned()), PeerErrorKind::NotConnected))
 }
 
 /// What the AS's reply means for one query.

@@ -55,6 +55,27 @@ pub fn seconds(text: &str) -> Result<Duration> {
     }
 }
 
+/// Descriptors a server needs besides one per connection: standard
+/// streams, listeners, the files it reads at start, the signal pipe.
+#[allow(dead_code)] // the client serves no connections
+pub const SPARE_DESCRIPTORS: u64 = 32;
+
+/// Raises the soft open-file limit to the hard one, and refuses to start
+/// when even that is fewer than the `needed` descriptors that the
+/// connection limits named in `flags` can take.
+#[allow(dead_code)] // the client serves no connections
+pub fn ensure_descriptors(needed: u64, flags: &str) -> Result<()> {
+    let limit = rlimit::increase_nofile_limit(u64::MAX)
+        .context("cannot read or raise the open-file limit")?;
+    if limit < needed {
+        bail!(
+            "{flags} need about {needed} file descriptors, but the open-file limit is {limit} \
+             (raise it with ulimit -n, or lower the limits)"
+        );
+    }
+    Ok(())
+}
+
 /// Parses an address (a range of one) or a range such as `10.0.0.0/8`.
 #[allow(dead_code)] // only the TLDS programs take ranges
 pub fn ip_range(text: &str) -> Result<IpNet> {

@@ -46,10 +46,16 @@ pub struct Args {
     #[arg(long, value_name = "IP[/PREFIX]", value_parser = cli::ip_range)]
     pub as_allow: Vec<IpNet>,
 
-    /// Most connections served at once, over both ports; more hear `Error: server busy`
+    /// Most connections served at once on the client port; more hear `Error: server busy`
     #[arg(long, value_name = "N", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
+
+    /// Most connections served at once on the AS port, a budget of its own so
+    /// that clients can never take the AS's slots (the AS holds --tlds-links)
+    #[arg(long, value_name = "N", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_as_connections: u32,
 
     /// Close a connection that sends nothing for this many seconds
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = cli::seconds)]
@@ -88,6 +94,15 @@ impl Args {
 fn start(defaults: &Defaults) -> Result<ExitCode> {
     let matches = Args::command_for(defaults).get_matches();
     let args = Args::from_arg_matches(&matches)?;
+    cli::ensure_descriptors(
+        u64::from(args.max_connections)
+            + u64::from(args.max_as_connections)
+            + cli::SPARE_DESCRIPTORS,
+        &format!(
+            "--max-connections {} and --max-as-connections {}",
+            args.max_connections, args.max_as_connections
+        ),
+    )?;
     let key = Key::load(&args.key_file)?;
     let table = Table::load(&args.table)?;
     let listeners = Listeners {
@@ -107,6 +122,7 @@ fn start(defaults: &Defaults) -> Result<ExitCode> {
         key,
         as_allow: args.as_allow,
         max_connections: args.max_connections as usize,
+        max_as_connections: args.max_as_connections as usize,
         idle_timeout: args.idle_timeout,
     };
     let (stopper, signal) = cli::StopSignal::install()?;
