@@ -249,32 +249,102 @@ fn a_silent_tlds_costs_the_as_at_most_its_timeout() {
     );
 }
 
+// An AS that accepts and never answers is treated like an unreachable one:
+// exit 1 within --timeout, one line naming it, the previous output whole.
 #[test]
-fn a_silent_as_costs_the_client_at_most_its_timeout() {
+fn a_silent_as_is_an_unreachable_as() {
     for window in ["1", "16"] {
-        silent_as_costs_at_most_the_timeout(window);
+        let dir = scratch_dir("silent-as");
+        let (silent, _held) = silent_server();
+        let input = write_file(&dir, "q.txt", "k c one.example\nk c two.example\n");
+        let output = write_file(&dir, "RESOLVED.txt", "previous run\n");
+        let mut args = client_args("127.0.0.1", silent.port(), &input, &output);
+        args.extend(["--timeout", "0.5", "--window", window].map(str::to_owned));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = run_to_end("client", &args, &dir);
+        assert_eq!(run.status.code(), Some(1), "window {window}: {run:?}");
+        assert_eq!(
+            run.stderr,
+            format!(
+                "client: error: the AS at 127.0.0.1:{}: timed out, before answering anything\n",
+                silent.port()
+            )
+        );
+        assert!(run.elapsed < Duration::from_secs(4), "{:?}", run.elapsed);
+        assert_eq!(std::fs::read_to_string(&output).unwrap(), "previous run\n");
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "no temporary file is left: {names:?}");
     }
 }
 
-fn silent_as_costs_at_most_the_timeout(window: &str) {
-    let dir = scratch_dir("silent-as");
-    let (silent, _held) = silent_server();
-    let run = run_client(
-        &dir,
-        silent.port(),
-        "k c one.example\nk c two.example\n",
-        &["--timeout", "0.5", "--window", window],
-    );
-    assert_eq!(run.status.code(), Some(1), "{run:?}");
-    let output = run.output.unwrap();
-    assert_eq!(output.len(), 2);
-    for (line, host) in output.iter().zip(["one.example", "two.example"]) {
-        assert!(
-            line.starts_with(&format!("{host} - Error:the AS at 127.0.0.1:")),
-            "{line}"
+// The output path is checked before anything is sent: a directory, or a
+// path in a directory that does not exist, stops the client at once.
+#[test]
+fn a_bad_output_path_stops_the_client_before_any_query() {
+    let dir = scratch_dir("bad-output");
+    let (as_port, seen) = recording_server();
+    let input = write_file(&dir, "q.txt", "k c one.example\n");
+    let missing = dir.join("missing");
+    for (output, reason) in [
+        (dir.clone(), "it is a directory".to_owned()),
+        (
+            missing.join("out.txt"),
+            format!("its directory {} does not exist", missing.display()),
+        ),
+    ] {
+        let args = client_args("127.0.0.1", as_port, &input, &output);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = run_to_end("client", &args, &dir);
+        assert_eq!(run.status.code(), Some(1), "{run:?}");
+        assert_eq!(
+            run.stderr,
+            format!(
+                "client: error: cannot write --output {}: {reason}\n",
+                output.display()
+            )
         );
     }
-    assert!(run.elapsed < Duration::from_secs(4), "{:?}", run.elapsed);
+    assert_eq!(seen.try_iter().count(), 0, "nothing reached the AS");
+}
+
+// The output keeps the permissions of the file it replaces.
+#[cfg(unix)]
+#[test]
+fn the_output_keeps_the_previous_files_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch_dir("output-mode");
+    let system = System::start_samples(&dir);
+    let input = write_file(&dir, "q.txt", "k1234 alpha Amazon.org\n");
+    let output = write_file(&dir, "RESOLVED.txt", "previous\n");
+    std::fs::set_permissions(&output, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let args = client_args("127.0.0.1", system.auth.port(), &input, &output);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = run_to_end("client", &args, &dir);
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(
+        std::fs::read_to_string(&output).unwrap(),
+        "Amazon.org 94.5.6.7 A\n"
+    );
+    let mode = std::fs::metadata(&output).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+}
+
+/// A server that records the connections it gets and never answers.
+fn recording_server() -> (u16, std::sync::mpsc::Receiver<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (seen_tx, seen) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let _ = seen_tx.send(());
+            drop(stream);
+        }
+    });
+    (port, seen)
 }
 
 #[test]

@@ -103,6 +103,11 @@ fn start() -> Result<ExitCode> {
     let has_query = queries
         .has_query()
         .with_context(|| format!("cannot read --input {}", args.input.display()))?;
+    // The output is checked, and its temporary file made, before anything
+    // is sent.
+    let file = AtomicFile::create(&args.output)
+        .with_context(|| format!("cannot write --output {}", args.output.display()))?;
+    *in_progress.lock().unwrap_or_else(PoisonError::into_inner) = Some(file.temp_path().to_owned());
     let as_name = format!("{}:{}", args.as_host, args.as_port);
     let as_stream = if has_query {
         let addrs = cli::resolve(&args.as_host, args.as_port, "--as-host/--as-port")?;
@@ -113,9 +118,6 @@ fn start() -> Result<ExitCode> {
     } else {
         None
     };
-    let file = AtomicFile::create(&args.output)
-        .with_context(|| format!("cannot write --output {}", args.output.display()))?;
-    *in_progress.lock().unwrap_or_else(PoisonError::into_inner) = Some(file.temp_path().to_owned());
     let mut output = Output {
         file,
         stdout: BufWriter::new(io::stdout().lock()),

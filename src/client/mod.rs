@@ -18,13 +18,14 @@ mod pipeline;
 mod replies;
 mod signing;
 
-pub use atomic_file::AtomicFile;
+pub use atomic_file::{AtomicFile, OutputError};
 pub use collector::Results;
 pub use replies::{Peer, PeerError, PeerErrorKind};
 
 use std::fmt;
 use std::io::{self, BufRead};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::Duration;
 
 use collector::Collector;
@@ -59,6 +60,9 @@ pub enum ClientError {
     Output(io::Error),
     /// A pipeline thread could not be started.
     Thread(io::Error),
+    /// The AS failed before answering anything: it is hung, or no AS at
+    /// all, so no query could have been answered.
+    AsNeverAnswered(Arc<PeerError>),
 }
 
 impl fmt::Display for ClientError {
@@ -67,6 +71,7 @@ impl fmt::Display for ClientError {
             ClientError::Input(err) => write!(f, "cannot read the queries: {err}"),
             ClientError::Output(err) => write!(f, "cannot write results: {err}"),
             ClientError::Thread(err) => write!(f, "cannot start a thread: {err}"),
+            ClientError::AsNeverAnswered(err) => write!(f, "{err}, before answering anything"),
         }
     }
 }
@@ -77,6 +82,7 @@ impl std::error::Error for ClientError {
             ClientError::Input(err) | ClientError::Output(err) | ClientError::Thread(err) => {
                 Some(err)
             }
+            ClientError::AsNeverAnswered(_) => None,
         }
     }
 }

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use super::collector::{Collector, ResultLine, Results};
 use super::replies::{
-    PeerError, Route, Unreachable, answer_of, as_connection, failed_line, malformed_line, route_of,
+    AsHeard, PeerError, Route, Unreachable, answer_of, as_connection, failed_line, malformed_line,
+    route_of,
 };
 use super::signing::Requests;
 use super::{ClientError, QueryLines, Settings};
@@ -33,6 +34,9 @@ struct OneAtATime<'s> {
     tlds: Vec<TldsConnection>,
     unreachable: Unreachable,
     requests: Requests,
+    as_heard: AsHeard,
+    /// Set when the AS failed before answering anything.
+    fatal: Option<Arc<PeerError>>,
 }
 
 /// Resolves every query in order, one at a time.
@@ -48,6 +52,8 @@ pub(super) fn resolve<R: BufRead>(
         tlds: Vec::new(),
         unreachable: Unreachable::default(),
         requests: Requests::default(),
+        as_heard: AsHeard::default(),
+        fatal: None,
     };
     let mut index = 0;
     while let Some(job) = queries.next_job().map_err(ClientError::Input)? {
@@ -55,6 +61,9 @@ pub(super) fn resolve<R: BufRead>(
             Job::Ask(query) => client.ask(&query),
             Job::Malformed { line, reason } => (malformed_line(line, &reason), true),
         };
+        if let Some(error) = client.fatal.take() {
+            return Err(ClientError::AsNeverAnswered(error));
+        }
         collector.store([ResultLine {
             index,
             line,
@@ -77,10 +86,15 @@ impl OneAtATime<'_> {
         let requests = &mut self.requests;
         requests.push(query);
         let read = as_connection.request(|out| requests.write_to(out));
-        let (host, port) = match route_of(read, hostname, &self.settings.as_name) {
+        let route = route_of(read, hostname, &self.settings.as_name);
+        if route.is_ok() {
+            self.as_heard.answered();
+        }
+        let (host, port) = match route {
             Ok(Route::Tlds { host, port }) => (host.to_owned(), port),
             Ok(Route::Answered { line, failed }) => return (line, failed),
             Err(error) => {
+                self.fatal = self.as_heard.fatal(&error);
                 as_connection.close();
                 let line = failed_line(hostname, &error);
                 self.as_connection = Err(error);

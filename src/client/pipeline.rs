@@ -25,8 +25,8 @@ use std::thread::Scope;
 
 use super::collector::{Collector, ResultLine, Results};
 use super::replies::{
-    Peer, PeerError, PeerErrorKind, Route, Unreachable, answer_of, as_connection, failed_line,
-    malformed_line, route_of,
+    AsHeard, Peer, PeerError, PeerErrorKind, Route, Unreachable, answer_of, as_connection,
+    failed_line, malformed_line, route_of,
 };
 use super::signing::Requests;
 use super::{ClientError, QueryLines, Settings};
@@ -232,12 +232,20 @@ pub(super) fn resolve<R: BufRead + Send>(
                 unreachable: Unreachable::default(),
             },
             outbox,
+            as_heard: AsHeard::default(),
+            fatal: None,
         };
-        named("client router")
+        let router = named("client router")
             .spawn_scoped(scope, move || router.run(&sent_rx))
             .map_err(ClientError::Thread)?;
         while let Some(batch) = next_batch(&results_rx, || collector.idle()) {
             collector.store(batch);
+        }
+        let never_answered = router
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        if let Some(error) = never_answered {
+            return Err(ClientError::AsNeverAnswered(error));
         }
         let jobs = sender
             .join()
@@ -413,16 +421,21 @@ struct Router<'scope, 'env> {
     known_routes: KnownRoutes,
     tlds: TldsQueues<'scope, 'env>,
     outbox: Outbox<'scope>,
+    as_heard: AsHeard,
+    /// Set when the AS failed before answering anything.
+    fatal: Option<Arc<PeerError>>,
 }
 
 impl Router<'_, '_> {
-    fn run(mut self, from_sender: &Receiver<Sent>) {
+    /// Routes every query; what ended the run, if the AS never answered.
+    fn run(mut self, from_sender: &Receiver<Sent>) -> Option<Arc<PeerError>> {
         while let Some(batch) = next_batch(from_sender, || self.flush_all()) {
             for (index, hostname) in batch.iter() {
                 self.route(index, hostname);
             }
         }
         self.flush_all();
+        self.fatal
     }
 
     fn flush_all(&mut self) {
@@ -443,11 +456,16 @@ impl Router<'_, '_> {
         let read = reader.read_line();
         match self.known_routes.meaning(read, hostname, self.as_name) {
             Ok(Route::Tlds { host, port }) => {
+                self.as_heard.answered();
                 self.tlds
                     .send(index, hostname, (host, port), &mut self.outbox);
             }
-            Ok(Route::Answered { line, failed }) => self.outbox.answered(index, line, failed),
+            Ok(Route::Answered { line, failed }) => {
+                self.as_heard.answered();
+                self.outbox.answered(index, line, failed);
+            }
             Err(error) => {
+                self.fatal = self.as_heard.fatal(&error);
                 self.outbox.failed(index, hostname, &error);
                 if let Ok(reader) = &self.as_reader {
                     let _ = reader.get_ref().shutdown(std::net::Shutdown::Both);

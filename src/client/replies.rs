@@ -51,6 +51,29 @@ impl PeerError {
     pub fn new(peer: Peer, kind: PeerErrorKind) -> Arc<PeerError> {
         Arc::new(PeerError { peer, kind })
     }
+
+    /// The peer went silent or away, rather than saying something wrong.
+    pub fn is_silence(&self) -> bool {
+        matches!(self.kind, PeerErrorKind::Io(_) | PeerErrorKind::Closed)
+    }
+}
+
+/// Whether the AS has answered anything yet: an AS that fails before its
+/// first answer is hung, or no AS, and the run cannot go on.
+#[derive(Debug, Default)]
+pub(super) struct AsHeard {
+    answered: bool,
+}
+
+impl AsHeard {
+    pub fn answered(&mut self) {
+        self.answered = true;
+    }
+
+    /// `error` as the end of the whole run, if the AS never answered.
+    pub fn fatal(&self, error: &Arc<PeerError>) -> Option<Arc<PeerError>> {
+        (!self.answered && error.is_silence()).then(|| Arc::clone(error))
+    }
 }
 
 impl fmt::Display for PeerError {
