@@ -743,3 +743,188 @@ fn busy_refusals_are_logged_at_most_once_a_second() {
         tlds.stderr()
     );
 }
+
+/// `count` queries that all resolve on the sample system, and their results.
+fn sample_batch(count: usize) -> (String, Vec<String>) {
+    let queries = (0..count)
+        .map(|i| {
+            if i % 2 == 0 {
+                "k1234 alpha Amazon.org\n"
+            } else {
+                "k5678 beta google.com\n"
+            }
+        })
+        .collect();
+    let results = (0..count)
+        .map(|i| {
+            if i % 2 == 0 {
+                "Amazon.org 94.5.6.7 A"
+            } else {
+                "google.com 142.250.80.46 A"
+            }
+            .to_owned()
+        })
+        .collect();
+    (queries, results)
+}
+
+/// A client on the sample system with `stdout`, its output file, and what
+/// the run should write there.
+fn client_with_stdout(
+    dir: &std::path::Path,
+    system: &System,
+    count: usize,
+    extra: &[&str],
+    stdout: Stdio,
+) -> (std::process::Child, std::path::PathBuf, Vec<String>) {
+    let (queries, results) = sample_batch(count);
+    let input = write_file(dir, "q.txt", &queries);
+    let output = dir.join("RESOLVED.txt");
+    let child = std::process::Command::new(bin("client"))
+        .args(client_args(
+            "127.0.0.1",
+            system.auth.port(),
+            &input,
+            &output,
+        ))
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (child, output, results)
+}
+
+/// Waits (at most PATIENCE) for `child` to exit; its status and stderr.
+fn finish(mut child: std::process::Child) -> (std::process::ExitStatus, String) {
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > PATIENCE {
+            let _ = child.kill();
+            panic!("the client did not finish");
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status, stderr)
+}
+
+// `client | head -1`: stdout closes after one line, and the output file is
+// still complete; the client says once that it stopped echoing.
+#[test]
+fn a_closed_stdout_never_costs_the_output_file() {
+    let dir = scratch_dir("head-1");
+    let system = System::start_samples(&dir);
+    let (mut child, output, results) =
+        client_with_stdout(&dir, &system, 3000, &["--window", "64"], Stdio::piped());
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert_eq!(first.trim_end(), results[0]);
+    drop(stdout);
+    let (status, stderr) = finish(child);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&output)
+            .unwrap()
+            .lines()
+            .collect::<Vec<_>>(),
+        results
+    );
+    assert_eq!(
+        stderr,
+        format!(
+            "client: stdout: Broken pipe (os error 32); results go on to {} only\n",
+            output.display()
+        )
+    );
+}
+
+// stdout on a full disk: the same.
+#[test]
+fn a_full_stdout_never_costs_the_output_file() {
+    let dir = scratch_dir("full");
+    let system = System::start_samples(&dir);
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let (child, output, results) = client_with_stdout(&dir, &system, 50, &[], Stdio::from(full));
+    let (status, stderr) = finish(child);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&output)
+            .unwrap()
+            .lines()
+            .collect::<Vec<_>>(),
+        results
+    );
+    assert!(
+        stderr.starts_with("client: stdout: No space left on device"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn quiet_echoes_nothing() {
+    let dir = scratch_dir("quiet");
+    let system = System::start_samples(&dir);
+    let (mut child, output, results) =
+        client_with_stdout(&dir, &system, 10, &["--quiet"], Stdio::piped());
+    let mut echoed = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut echoed)
+        .unwrap();
+    let (status, _) = finish(child);
+    assert!(status.success());
+    assert_eq!(echoed, "");
+    assert_eq!(
+        std::fs::read_to_string(&output).unwrap().lines().count(),
+        results.len()
+    );
+}
+
+// `client --window 1 | less`, with the reader paused: the queries go on (no
+// server times the client out), and the output file is complete before
+// anyone reads stdout.
+#[test]
+fn a_paused_stdout_does_not_stall_the_queries() {
+    let dir = scratch_dir("paused");
+    let system = System::start_samples(&dir);
+    // Far more than a pipe holds (64 KiB), at one query at a time.
+    let (mut child, output, results) =
+        client_with_stdout(&dir, &system, 4000, &["--window", "1"], Stdio::piped());
+    let started = Instant::now();
+    while std::fs::read_to_string(&output).map_or(true, |text| text.lines().count() < results.len())
+    {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the output file never completed"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    let mut echoed = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut echoed)
+        .unwrap();
+    let (status, stderr) = finish(child);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(echoed.lines().collect::<Vec<_>>(), results);
+}

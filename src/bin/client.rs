@@ -5,14 +5,14 @@
 mod cli;
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Write};
+use std::io::{self, BufReader};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use authdns::client::{self, AtomicFile, QueryLines, Results, Settings};
+use authdns::client::{self, AtomicFile, Echo, QueryLines, Results, Settings};
 use authdns::connection;
 use clap::Parser;
 
@@ -56,25 +56,47 @@ struct Args {
     /// Seconds to wait for any server to accept a connection or to answer
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = cli::seconds)]
     timeout: Duration,
+
+    /// Do not echo results on stdout (the output file is written either way)
+    #[arg(long, short)]
+    quiet: bool,
 }
 
-/// The client program's results: stdout (flushed whenever the pipeline
-/// waits, so a person watching sees results as they come) and the file.
-struct Output<'a> {
+/// The client program's results: the file, and an echo on stdout (handed
+/// on whenever the pipeline waits, so a person watching sees results as
+/// they come) that the file never depends on.
+struct Output {
     file: AtomicFile,
-    stdout: BufWriter<io::StdoutLock<'a>>,
+    echo: Option<Echo>,
 }
 
-impl Results for Output<'_> {
+impl Results for Output {
     fn line(&mut self, line: &str) -> io::Result<()> {
-        self.stdout.write_all(line.as_bytes())?;
-        self.stdout.write_all(b"\n")?;
+        if let Some(echo) = &mut self.echo {
+            echo.line(line);
+        }
         self.file.write_line(line)
     }
 
     fn idle(&mut self) -> io::Result<()> {
-        self.stdout.flush()
+        if let Some(echo) = &mut self.echo {
+            echo.flush();
+        }
+        Ok(())
     }
+}
+
+/// The echo of results on stdout, unless `--quiet`.
+fn echo(args: &Args) -> Result<Option<Echo>> {
+    if args.quiet {
+        return Ok(None);
+    }
+    let output = args.output.display().to_string();
+    let echo = Echo::start(io::stdout(), move |err| {
+        eprintln!("client: stdout: {err}; results go on to {output} only");
+    })
+    .context("cannot start echoing results")?;
+    Ok(Some(echo))
 }
 
 /// The temporary output file while a run is in progress: a stop signal
@@ -120,7 +142,7 @@ fn start() -> Result<ExitCode> {
     };
     let mut output = Output {
         file,
-        stdout: BufWriter::new(io::stdout().lock()),
+        echo: echo(&args)?,
     };
     let settings = Settings {
         as_name,
@@ -128,13 +150,18 @@ fn start() -> Result<ExitCode> {
         timeout: args.timeout,
     };
     let summary = client::resolve(queries, as_stream, &settings, &mut output)?;
-    // `resolve` flushed stdout when it finished; the file is committed here.
-    let Output { file, stdout } = output;
-    drop(stdout);
-    let mut in_progress = in_progress.lock().unwrap_or_else(PoisonError::into_inner);
-    file.commit()
-        .with_context(|| format!("cannot write --output {}", args.output.display()))?;
-    *in_progress = None;
+    // The file is committed before the echo is waited for: a reader of
+    // stdout that is slow (or paused) never holds the results back.
+    let Output { file, echo } = output;
+    {
+        let mut in_progress = in_progress.lock().unwrap_or_else(PoisonError::into_inner);
+        file.commit()
+            .with_context(|| format!("cannot write --output {}", args.output.display()))?;
+        *in_progress = None;
+    }
+    if let Some(echo) = echo {
+        echo.finish();
+    }
     Ok(if summary.failed == 0 {
         ExitCode::SUCCESS
     } else {

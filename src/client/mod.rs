@@ -13,6 +13,7 @@
 
 mod atomic_file;
 mod collector;
+mod echo;
 mod one_at_a_time;
 mod pipeline;
 mod replies;
@@ -20,6 +21,7 @@ mod signing;
 
 pub use atomic_file::{AtomicFile, OutputError};
 pub use collector::Results;
+pub use echo::Echo;
 pub use replies::{Peer, PeerError, PeerErrorKind};
 
 use std::fmt;
