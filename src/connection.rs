@@ -14,7 +14,7 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::scan;
 use crate::wire::{self, MAX_LINE, WireError};
@@ -65,6 +65,48 @@ pub struct LineReader<R> {
     end: usize,
     /// Bytes in `start..scanned` are known to hold no newline.
     scanned: usize,
+    /// How long one line may take, if that is limited.
+    patience: Option<Patience<R>>,
+}
+
+/// A source whose reads can be given a timeout: a socket.
+pub trait ReadTimeout {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+impl ReadTimeout for TcpStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+}
+
+impl ReadTimeout for Socket {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.0.set_read_timeout(timeout)
+    }
+}
+
+/// From when a line's time limit runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineClock {
+    /// From when the reader starts waiting for it: a reply must be whole
+    /// within the limit of being awaited, however its bytes trickle in.
+    FromWait,
+    /// From its first byte: a request may follow any silence shorter than
+    /// the limit (the idle timeout), but once begun must end within it.
+    FromFirstByte,
+}
+
+/// A time limit on each line, kept by shortening the socket's read
+/// timeout as the line's deadline nears.
+struct Patience<R> {
+    limit: Duration,
+    clock: LineClock,
+    set_timeout: fn(&R, Option<Duration>) -> io::Result<()>,
+    /// What the socket's read timeout is now.
+    current: Option<Duration>,
+    /// The deadline of the line being read, once it has one.
+    deadline: Option<Instant>,
 }
 
 impl<R: Read> LineReader<R> {
@@ -75,11 +117,70 @@ impl<R: Read> LineReader<R> {
             start: 0,
             end: 0,
             scanned: 0,
+            patience: None,
+        }
+    }
+
+    /// The time it takes to read one line, if that is what failed.
+    fn before_reading(&mut self) -> Result<(), FrameError> {
+        let partial = self.end > self.start;
+        let Some(patience) = &mut self.patience else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let deadline = match (patience.deadline, patience.clock) {
+            (Some(deadline), _) => Some(deadline),
+            (None, LineClock::FromWait) => Some(now + patience.limit),
+            (None, LineClock::FromFirstByte) if partial => Some(now + patience.limit),
+            (None, LineClock::FromFirstByte) => None,
+        };
+        patience.deadline = deadline;
+        let wanted = match deadline {
+            Some(deadline) => deadline.saturating_duration_since(now),
+            None => patience.limit,
+        };
+        if wanted.is_zero() {
+            return Err(FrameError::Io(io::Error::from(io::ErrorKind::TimedOut)));
+        }
+        // Setting a timeout is a system call: only when it must shrink
+        // (a line is late) or grow back (a new line begins).
+        let slack = Duration::from_millis(1);
+        let off = patience
+            .current
+            .is_none_or(|current| wanted + slack < current || wanted > current + slack);
+        if off {
+            (patience.set_timeout)(&self.inner, Some(wanted)).map_err(FrameError::Io)?;
+            patience.current = Some(wanted);
+        }
+        Ok(())
+    }
+
+    /// A line is whole: the next one's clock has not started.
+    fn line_done(&mut self) {
+        if let Some(patience) = &mut self.patience {
+            patience.deadline = None;
         }
     }
 
     pub fn get_ref(&self) -> &R {
         &self.inner
+    }
+
+    /// Limits how long each line may take to arrive, counted by `clock`,
+    /// however its bytes trickle in. Without it, only each read is limited
+    /// (by the socket's own timeout), which a peer sending a byte at a time
+    /// could stretch without end.
+    pub fn limit_each_line(&mut self, limit: Duration, clock: LineClock)
+    where
+        R: ReadTimeout,
+    {
+        self.patience = Some(Patience {
+            limit,
+            clock,
+            set_timeout: R::set_read_timeout,
+            current: None,
+            deadline: None,
+        });
     }
 
     /// True when a whole line is already buffered, so the next `read_line`
@@ -118,6 +219,7 @@ impl<R: Read> LineReader<R> {
                 self.scanned -= self.start;
                 self.start = 0;
             }
+            self.before_reading()?;
             let Some(space) = self.buf.get_mut(self.end..) else {
                 return Err(FrameError::TooLong);
             };
@@ -137,6 +239,7 @@ impl<R: Read> LineReader<R> {
             }
             self.end += read;
         };
+        self.line_done();
         if self.start == self.end {
             // Everything consumed: start over at the front of the buffer.
             self.start = 0;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::{IpNet, Ipv4Net};
 
-use crate::connection::{Connection, Socket};
+use crate::connection::{Connection, LineClock, Socket};
 use crate::wire;
 
 /// How long a stopping server waits for its connections to finish.
@@ -252,7 +252,12 @@ where
             refuse(&socket, &"server busy");
             continue;
         };
-        let connection = Connection::new(socket);
+        let mut connection = Connection::new(socket);
+        // A request, once begun, must be whole within the idle timeout:
+        // trickled bytes do not extend it.
+        connection
+            .reader()
+            .limit_each_line(gate.idle_timeout, LineClock::FromFirstByte);
         let handle = Arc::clone(&handle);
         let spawned = thread::Builder::new()
             .stack_size(CONNECTION_STACK)

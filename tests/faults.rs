@@ -13,6 +13,15 @@ use std::time::{Duration, Instant};
 use authdns::digest::hmac_md5;
 use common::*;
 
+/// Waits (at most PATIENCE, trying every 50 ms) until `done` is true.
+fn eventually(mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < PATIENCE, "not within {PATIENCE:?}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn read_sample(name: &str) -> String {
     std::fs::read_to_string(repo_file(name)).unwrap()
 }
@@ -373,7 +382,9 @@ fn the_as_reconnects_to_a_restarted_tlds_without_restarting() {
         "k5678\n",
         &["--as-port", &a, "--client-port", &c],
     );
-    assert_eq!(peer.ask(&request), Some(format!("127.0.0.1 {c2}")));
+    // The AS marked it down and takes it back when its probe is answered
+    // (the first comes half a second after the failure).
+    eventually(|| peer.ask(&request) == Some(format!("127.0.0.1 {c2}")));
     let run = run_client(&dir, system.auth.port(), &read_sample("data/hns.txt"), &[]);
     assert!(run.status.success(), "{run:?}");
 }
@@ -417,6 +428,12 @@ fn the_as_started_first_serves_as_soon_as_the_tlds_servers_come_up() {
         "k5678",
         &["--as-port", &ports[2], "--client-port", &ports[3]],
     );
+    // Both are down to the AS until a probe of each is answered.
+    eventually(|| {
+        run_client(&dir, auth.port(), &queries, &[])
+            .status
+            .success()
+    });
     let after = run_client(&dir, auth.port(), &queries, &[]);
     assert!(after.status.success(), "{after:?}");
     assert_eq!(after.output.unwrap()[0], "Amazon.org 94.5.6.7 A");
@@ -927,4 +944,267 @@ fn a_paused_stdout_does_not_stall_the_queries() {
     let (status, stderr) = finish(child);
     assert!(status.success(), "{stderr}");
     assert_eq!(echoed.lines().collect::<Vec<_>>(), results);
+}
+
+/// `count` queries alternating between the sample TLDS servers.
+fn alternating(count: usize) -> String {
+    (0..count)
+        .map(|i| {
+            if i % 2 == 0 {
+                "k1234 alpha Amazon.org\n"
+            } else {
+                "k5678 beta google.com\n"
+            }
+        })
+        .collect()
+}
+
+/// Checks a run over `alternating` queries with tlds2 frozen for part of
+/// it: every tlds1 query answered right, every tlds2 query answered right
+/// or an error naming tlds2 (at its AS port, or its client port).
+fn only_the_frozen_tlds_failed(run: &ClientRun, tlds2: &Server) -> usize {
+    let (a2, c2) = tlds2.tlds_ports();
+    let output = run.output.as_ref().expect("an output file");
+    assert_eq!(output.len(), 20_000);
+    let mut failed = 0;
+    for (i, line) in output.iter().enumerate() {
+        if i % 2 == 0 {
+            assert_eq!(line, "Amazon.org 94.5.6.7 A", "line {}", i + 1);
+        } else if line != "google.com 142.250.80.46 A" {
+            let from_as = format!("google.com - Error:tlds2 at 127.0.0.1:{a2} ");
+            let from_client = format!("google.com - Error:the TLDS at 127.0.0.1:{c2}");
+            assert!(
+                line.starts_with(&from_as) || line.starts_with(&from_client),
+                "line {}: {line}",
+                i + 1
+            );
+            failed += 1;
+        }
+    }
+    failed
+}
+
+// A TLDS that accepts and never answers (SIGSTOP) costs only the queries
+// that needed it, once: with default flags the AS times it out after 2 s,
+// marks it down and answers the rest at once; after SIGCONT its probe is
+// answered and the same AS serves it again.
+#[test]
+fn a_frozen_tlds_costs_only_its_own_queries_once() {
+    for window in ["1", "4096"] {
+        let dir = scratch_dir("frozen");
+        let system = System::start_samples(&dir);
+        system.tlds2.signal("STOP");
+        let run = run_client(
+            &dir,
+            system.auth.port(),
+            &alternating(20_000),
+            &["--window", window],
+        );
+        assert_eq!(run.status.code(), Some(1), "window {window}");
+        assert_eq!(only_the_frozen_tlds_failed(&run, &system.tlds2), 10_000);
+        // The AS's timeout (2 s), once, and the queries themselves.
+        assert!(
+            run.elapsed < Duration::from_secs(8),
+            "window {window}: {:?}",
+            run.elapsed
+        );
+        // The change is logged once, not per request.
+        let tlds2 = format!("tlds2 at 127.0.0.1:{}", system.tlds2.tlds_ports().0);
+        let down = format!("as_server: {tlds2} is down: unreachable: timed out");
+        let logged = |line: &str| system.auth.stderr().lines().filter(|l| *l == line).count();
+        assert_eq!(logged(&down), 1, "{}", system.auth.stderr());
+
+        system.tlds2.signal("CONT");
+        eventually(|| {
+            run_client(&dir, system.auth.port(), &alternating(2), &[])
+                .status
+                .success()
+        });
+        assert_eq!(logged(&format!("as_server: {tlds2} is up again")), 1);
+    }
+}
+
+// Frozen in the middle of a batch: the queries in flight to it wait out a
+// timeout once (the AS's, or the client's on its own connection to that
+// TLDS), and everything else is answered.
+#[test]
+fn a_tlds_frozen_mid_batch_costs_only_its_own_queries() {
+    for window in ["1", "4096"] {
+        let dir = scratch_dir("frozen-mid");
+        let system = System::start_samples(&dir);
+        let input = write_file(&dir, "q.txt", &alternating(20_000));
+        let output = dir.join("RESOLVED.txt");
+        let args = client_args("127.0.0.1", system.auth.port(), &input, &output);
+        let started = Instant::now();
+        let mut client = spawn_client(&args, &["--window", window], Stdio::piped());
+        // Freeze tlds2 once a thousand results have been shown, and keep
+        // reading stdout so the client is never held up by it.
+        let stdout = BufReader::new(client.0.stdout.take().unwrap());
+        let (shown_tx, shown) = std::sync::mpsc::channel();
+        let reader = thread::spawn(move || {
+            for (count, _) in stdout.lines().map_while(Result::ok).enumerate() {
+                if count == 1000 {
+                    let _ = shown_tx.send(());
+                }
+            }
+        });
+        shown.recv_timeout(PATIENCE).expect("a thousand results");
+        system.tlds2.signal("STOP");
+        let status = loop {
+            if let Some(status) = client.0.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "window {window}: the client hung"
+            );
+            thread::sleep(Duration::from_millis(10));
+        };
+        reader.join().unwrap();
+        let elapsed = started.elapsed();
+        let lines = std::fs::read_to_string(&output)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        let run = ClientRun {
+            status,
+            stdout: String::new(),
+            stderr: String::new(),
+            output: Some(lines),
+            elapsed,
+        };
+        let failed = only_the_frozen_tlds_failed(&run, &system.tlds2);
+        assert!(
+            failed > 0,
+            "window {window}: the freeze came too late to test anything"
+        );
+        // AS timeout (2 s) + client timeout (5 s) at most, plus the queries.
+        assert!(
+            elapsed < Duration::from_secs(12),
+            "window {window}: {elapsed:?}"
+        );
+        system.tlds2.signal("CONT");
+    }
+}
+
+/// A stand-in server that answers every line with `reply`, one byte at a
+/// time, `pause` apart.
+fn trickling_server(reply: String, pause: Duration) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let reply = reply.clone();
+            thread::spawn(move || {
+                let mut writer = stream.try_clone().unwrap();
+                for line in BufReader::new(stream).lines() {
+                    if line.is_err() {
+                        return;
+                    }
+                    for byte in format!("{reply}\n").bytes() {
+                        if writer.write_all(&[byte]).is_err() {
+                            return;
+                        }
+                        thread::sleep(pause);
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+// A reply that trickles in a byte at a time is still held to --timeout as
+// a whole: by the client (here its AS), and by the AS (here a TLDS).
+#[test]
+fn a_reply_must_be_whole_within_the_timeout() {
+    let dir = scratch_dir("trickle");
+    let slow_as = trickling_server("127.0.0.1 9".to_owned(), Duration::from_millis(250));
+    for window in ["1", "16"] {
+        let run = run_client(
+            &dir,
+            slow_as,
+            "k c one.example\n",
+            &["--timeout", "1", "--window", window],
+        );
+        assert_eq!(run.status.code(), Some(1), "window {window}");
+        assert!(
+            run.stderr
+                .ends_with("timed out, before answering anything\n"),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.elapsed < Duration::from_millis(2500),
+            "window {window}: {:?}",
+            run.elapsed
+        );
+    }
+
+    let tlds1 = start_tlds(
+        "tlds1",
+        &dir,
+        "127.0.0.1",
+        &read_sample("data/tlds1.tsv"),
+        "k1234\n",
+        &[],
+    );
+    let (a1, c1) = tlds1.tlds_ports();
+    let digest = hmac_md5(b"k5678", b"beta").to_string();
+    let slow_tlds = trickling_server(digest, Duration::from_millis(100));
+    let auth = start_as(
+        "127.0.0.1",
+        ("127.0.0.1", a1, c1),
+        ("127.0.0.1", slow_tlds, slow_tlds),
+        &["--timeout", "1"],
+    );
+    let mut peer = Peer::connect(auth.addrs[0]);
+    let started = Instant::now();
+    let reply = peer
+        .ask(&format!("beta {}", hmac_md5(b"k5678", b"beta")))
+        .unwrap();
+    assert_eq!(
+        reply,
+        format!("Error: tlds2 at 127.0.0.1:{slow_tlds} unreachable: timed out")
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+// Slow senders on a server: a request must be whole within --idle-timeout
+// of its first byte; trickled bytes do not extend it.
+#[test]
+fn a_request_must_be_whole_within_the_idle_timeout_of_its_first_byte() {
+    let dir = scratch_dir("slowloris");
+    let tlds = sample_tlds1(&dir, &["--idle-timeout", "1"]);
+    for port in [tlds.addrs[0], tlds.addrs[1]] {
+        let mut stream = TcpStream::connect(port).unwrap();
+        let started = Instant::now();
+        let closed = loop {
+            // One byte every 100 ms, never a newline.
+            if stream.write_all(b"x").is_err() {
+                break started.elapsed();
+            }
+            let mut probe = [0u8; 1];
+            stream
+                .set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            match stream.read(&mut probe) {
+                Ok(0) => break started.elapsed(),
+                Ok(_) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => break started.elapsed(),
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "still open after 5 s"
+            );
+        };
+        assert!(closed < Duration::from_millis(2500), "{closed:?}");
+    }
 }

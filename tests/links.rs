@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use authdns::auth_server::{self, AuthServer, Health, SharedLink, TldsPeer};
+use authdns::auth_server::{self, AuthServer, Health, SharedLink, TldsLinks, TldsPeer};
 use authdns::connection::Connection;
 use authdns::digest::{Key, hmac_md5};
 use authdns::server::Stopper;
@@ -97,8 +97,9 @@ fn peer(name: &'static str, as_addr: SocketAddr, client_port: u16) -> TldsPeer {
     )
 }
 
-fn link_to(as_addr: SocketAddr) -> SharedLink {
-    SharedLink::new(Arc::new(peer("tlds1", as_addr, 1)), Duration::from_secs(5))
+/// One link to the TLDS whose AS port is `as_addr`.
+fn link_to(as_addr: SocketAddr) -> TldsLinks {
+    TldsLinks::new(peer("tlds1", as_addr, 1), 1, Duration::from_secs(5))
 }
 
 /// Challenges, one per line, as the AS forwards them.
@@ -132,11 +133,12 @@ fn challenges(prefix: &str, count: usize) -> Vec<String> {
 #[test]
 fn a_link_is_reused_from_burst_to_burst() {
     let (_tlds, as_addr, _) = tlds("tlds1", "k1", Duration::from_secs(60));
-    let link = link_to(as_addr);
+    let links = link_to(as_addr);
+    let link = links.pick();
     assert!(matches!(link.health(), Health::Untried));
     for round in 0..5 {
         let asked = challenges(&format!("round{round}-"), round * 7 + 1);
-        assert_eq!(ask(&link, &asked), signed("k1", &asked));
+        assert_eq!(ask(link, &asked), signed("k1", &asked));
     }
     assert_eq!(link.connections_opened(), 1);
     assert!(matches!(link.health(), Health::Up { .. }));
@@ -147,12 +149,13 @@ fn a_link_is_reused_from_burst_to_burst() {
 #[test]
 fn a_link_the_tlds_closed_while_idle_is_reopened_transparently() {
     let (_tlds, as_addr, _) = tlds("tlds1", "k1", Duration::from_millis(100));
-    let link = link_to(as_addr);
+    let links = link_to(as_addr);
+    let link = links.pick();
     let first = challenges("a", 3);
-    assert_eq!(ask(&link, &first), signed("k1", &first));
+    assert_eq!(ask(link, &first), signed("k1", &first));
     thread::sleep(Duration::from_millis(600));
     let second = challenges("b", 3);
-    assert_eq!(ask(&link, &second), signed("k1", &second));
+    assert_eq!(ask(link, &second), signed("k1", &second));
     assert_eq!(link.connections_opened(), 2);
 }
 
@@ -182,9 +185,10 @@ fn dies_mid_burst(key: &'static str) -> SocketAddr {
 #[test]
 fn a_tlds_that_dies_with_digests_outstanding_fails_only_those() {
     let as_addr = dies_mid_burst("k1");
-    let link = link_to(as_addr);
+    let links = link_to(as_addr);
+    let link = links.pick();
     let asked = challenges("c", 4);
-    let answers = ask(&link, &asked);
+    let answers = ask(link, &asked);
     assert_eq!(answers[0], signed("k1", &asked)[0]);
     let closed = format!(
         "tlds1 at 127.0.0.1:{} closed the connection",
@@ -193,13 +197,10 @@ fn a_tlds_that_dies_with_digests_outstanding_fails_only_those() {
     for answer in &answers[1..] {
         assert_eq!(answer, &Err(closed.clone()));
     }
-    match link.health() {
-        Health::Down { why, .. } => assert_eq!(why.to_string(), closed),
-        other => panic!("expected the link down, got {other:?}"),
-    }
-    // The next burst opens a new connection, which answers.
+    // A close is not a TLDS down: the next burst opens a new connection,
+    // which answers.
     let again = challenges("d", 2);
-    assert_eq!(ask(&link, &again), signed("k1", &again));
+    assert_eq!(ask(link, &again), signed("k1", &again));
     assert_eq!(link.connections_opened(), 2);
     assert!(matches!(link.health(), Health::Up { .. }));
 }
@@ -209,7 +210,8 @@ fn a_tlds_that_dies_with_digests_outstanding_fails_only_those() {
 #[test]
 fn many_clients_share_one_link_and_their_answers_stay_apart() {
     let (_tlds, as_addr, _) = tlds("tlds1", "k1", Duration::from_secs(60));
-    let link = link_to(as_addr);
+    let links = link_to(as_addr);
+    let link = links.pick();
     thread::scope(|scope| {
         for client in 0..16 {
             let link = &link;

@@ -10,8 +10,8 @@
 //! it belongs to, and passes the turn on when its own burst is complete. A
 //! lone client's answers are thus read by its own thread, with no hand-off.
 //!
-//! The link also knows its TLDS's [`Health`]: up since when, or down since
-//! when and why.
+//! Every link to a TLDS shares that TLDS's [`Health`] (`health.rs`): while
+//! it is down, bursts for it fail at once.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -19,9 +19,10 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::connection::{self, FrameError, LineReader, Socket};
+use super::health::{Health, PeerHealth};
+use crate::connection::{self, FrameError, LineClock, LineReader, Socket};
 use crate::digest::Digest;
 use crate::wire::{AuthReply, DigestReply, WireError};
 
@@ -93,21 +94,43 @@ pub enum LinkErrorKind {
     Unasked,
     /// The TLDS answered this challenge with `Error: <reason>`.
     Refused(String),
+    /// The TLDS is marked down, for this earlier failure.
+    Down(Arc<LinkError>),
+}
+
+impl LinkErrorKind {
+    /// Failures after which waiting on the TLDS again is pointless until it
+    /// has been seen to answer: a close is not one (it is how an idle
+    /// connection ends, and a reconnection tells more).
+    fn means_down(&self) -> bool {
+        match self {
+            LinkErrorKind::Read(err) => err.is_timeout(),
+            LinkErrorKind::Connect(_) | LinkErrorKind::BadReply(_) | LinkErrorKind::Unasked => true,
+            _ => false,
+        }
+    }
+}
+
+/// What happened, without naming the TLDS (`LinkError` names it).
+impl fmt::Display for LinkErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkErrorKind::Connect(err) | LinkErrorKind::Write(err) => {
+                write!(f, "unreachable: {err}")
+            }
+            LinkErrorKind::Read(err) => write!(f, "unreachable: {err}"),
+            LinkErrorKind::Closed => f.write_str("closed the connection"),
+            LinkErrorKind::BadReply(err) => write!(f, "sent a bad reply: {err}"),
+            LinkErrorKind::Unasked => f.write_str("sent an answer nobody asked for"),
+            LinkErrorKind::Refused(reason) => write!(f, "answered: {reason}"),
+            LinkErrorKind::Down(why) => write!(f, "is down: {}", why.kind),
+        }
+    }
 }
 
 impl fmt::Display for LinkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let peer = &self.peer;
-        match &self.kind {
-            LinkErrorKind::Connect(err) | LinkErrorKind::Write(err) => {
-                write!(f, "{peer} unreachable: {err}")
-            }
-            LinkErrorKind::Read(err) => write!(f, "{peer} unreachable: {err}"),
-            LinkErrorKind::Closed => write!(f, "{peer} closed the connection"),
-            LinkErrorKind::BadReply(err) => write!(f, "bad reply from {peer}: {err}"),
-            LinkErrorKind::Unasked => write!(f, "{peer} sent an answer nobody asked for"),
-            LinkErrorKind::Refused(reason) => write!(f, "{peer} answered: {reason}"),
-        }
+        write!(f, "{} {}", self.peer, self.kind)
     }
 }
 
@@ -115,20 +138,6 @@ impl std::error::Error for LinkError {}
 
 /// A TLDS's answer to one challenge.
 pub type Answer = Result<Digest, Arc<LinkError>>;
-
-/// What a link knows of its TLDS.
-#[derive(Debug, Clone)]
-pub enum Health {
-    /// No connection has been tried yet.
-    Untried,
-    Up {
-        since: Instant,
-    },
-    Down {
-        since: Instant,
-        why: Arc<LinkError>,
-    },
-}
 
 /// A burst written on a link, to be passed to [`SharedLink::wait`].
 #[derive(Debug, Clone, Copy)]
@@ -182,7 +191,6 @@ struct State {
     /// Bursts in the order they were written, so answers pair with them.
     pending: VecDeque<Pending>,
     finished: Vec<(u64, Outcome)>,
-    health: Health,
 }
 
 /// Most answers a reader takes from the socket before handing them out.
@@ -191,8 +199,8 @@ const READ_BATCH: usize = 1024;
 /// One pipelined connection to a TLDS, shared by every client connection
 /// and reopened when needed.
 pub struct SharedLink {
-    peer: Arc<TldsPeer>,
-    described: Arc<str>,
+    /// The TLDS's health, shared with its other links.
+    health: Arc<PeerHealth>,
     timeout: Duration,
     /// The write half and its connection's number. Writing a burst and
     /// queueing it for answers happen under this lock, in that order.
@@ -208,10 +216,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl SharedLink {
-    pub fn new(peer: Arc<TldsPeer>, timeout: Duration) -> SharedLink {
+    pub fn new(health: Arc<PeerHealth>, timeout: Duration) -> SharedLink {
         SharedLink {
-            described: peer.describe().into(),
-            peer,
+            health,
             timeout,
             writer: Mutex::new(None),
             state: Mutex::new(State {
@@ -222,18 +229,17 @@ impl SharedLink {
                 next_id: 0,
                 pending: VecDeque::new(),
                 finished: Vec::new(),
-                health: Health::Untried,
             }),
             opened: AtomicUsize::new(0),
         }
     }
 
     pub fn peer(&self) -> &TldsPeer {
-        &self.peer
+        self.health.peer()
     }
 
     pub fn health(&self) -> Health {
-        lock(&self.state).health.clone()
+        self.health.health()
     }
 
     /// How many connections this link has opened so far.
@@ -243,7 +249,7 @@ impl SharedLink {
 
     fn error(&self, kind: LinkErrorKind) -> Arc<LinkError> {
         Arc::new(LinkError {
-            peer: Arc::clone(&self.described),
+            peer: Arc::clone(self.health.described()),
             kind,
         })
     }
@@ -257,6 +263,7 @@ impl SharedLink {
         count: usize,
         waker: &Arc<Condvar>,
     ) -> Result<Submitted, Arc<LinkError>> {
+        self.health.check()?;
         let mut writer = lock(&self.writer);
         if let Some((generation, _)) = &*writer
             && lock(&self.state).generation != *generation
@@ -295,7 +302,7 @@ impl SharedLink {
 
     /// Opens a new connection; called with the writer lock held.
     fn open(&self) -> Result<(u64, Socket), Arc<LinkError>> {
-        let opened = connection::connect(&self.peer.as_addrs, self.timeout);
+        let opened = connection::connect(&self.peer().as_addrs, self.timeout);
         let mut state = lock(&self.state);
         match opened {
             Ok(stream) => {
@@ -303,18 +310,15 @@ impl SharedLink {
                 self.opened.fetch_add(1, Ordering::Relaxed);
                 state.connections += 1;
                 state.generation = state.connections;
-                state.reader = Some(LineReader::new(socket.clone()));
-                state.health = Health::Up {
-                    since: Instant::now(),
-                };
+                let mut reader = LineReader::new(socket.clone());
+                reader.limit_each_line(self.timeout, LineClock::FromWait);
+                state.reader = Some(reader);
+                self.health.connected();
                 Ok((state.generation, socket))
             }
             Err(err) => {
                 let error = self.error(LinkErrorKind::Connect(err));
-                state.health = Health::Down {
-                    since: Instant::now(),
-                    why: Arc::clone(&error),
-                };
+                self.health.down(&error);
                 Err(error)
             }
         }
@@ -450,10 +454,9 @@ impl SharedLink {
         if state.generation == generation {
             state.generation = 0;
             state.reader = None;
-            state.health = Health::Down {
-                since: Instant::now(),
-                why: Arc::clone(error),
-            };
+            if error.kind.means_down() {
+                self.health.down(error);
+            }
         }
         while state
             .pending
@@ -512,8 +515,9 @@ impl SharedLink {
     }
 }
 
-/// The links to one TLDS, taken in turn.
+/// The links to one TLDS, taken in turn, and its health.
 pub struct TldsLinks {
+    health: Arc<PeerHealth>,
     links: Vec<SharedLink>,
     next: AtomicUsize,
 }
@@ -521,11 +525,12 @@ pub struct TldsLinks {
 impl TldsLinks {
     /// `count` links (at least one) to `peer`, none opened yet.
     pub fn new(peer: TldsPeer, count: usize, timeout: Duration) -> TldsLinks {
-        let peer = Arc::new(peer);
+        let health = PeerHealth::new(Arc::new(peer), timeout);
         TldsLinks {
             links: (0..count.max(1))
-                .map(|_| SharedLink::new(Arc::clone(&peer), timeout))
+                .map(|_| SharedLink::new(Arc::clone(&health), timeout))
                 .collect(),
+            health,
             next: AtomicUsize::new(0),
         }
     }
@@ -543,9 +548,15 @@ impl TldsLinks {
     }
 
     pub fn peer(&self) -> &TldsPeer {
-        self.links
-            .first()
-            .expect("there is always at least one link")
-            .peer()
+        self.health.peer()
+    }
+
+    pub fn health(&self) -> Health {
+        self.health.health()
+    }
+
+    /// Stops probing the TLDS: the AS is stopping.
+    pub fn stop(&self) {
+        self.health.stop();
     }
 }

@@ -12,6 +12,7 @@
 //! trip per burst, not per request. The connections to each TLDS are a fixed
 //! few, shared by every client connection ([`link`]).
 
+pub mod health;
 pub mod link;
 
 use std::io;
@@ -24,7 +25,8 @@ use crate::digest::Digest;
 use crate::server::{self, Allow, Gate, Port, Stopper};
 use crate::wire::{self, AuthReply, AuthRequest, ChallengeRequest, WireError};
 
-pub use link::{Answer, Health, LinkError, SharedLink, TldsLinks, TldsPeer};
+pub use health::Health;
+pub use link::{Answer, LinkError, SharedLink, TldsLinks, TldsPeer};
 
 /// Everything the AS serves with.
 #[derive(Debug, Clone)]
@@ -74,10 +76,14 @@ impl AuthServer {
             allow: Allow::Anyone,
         };
         let gate = Arc::clone(&self.gate);
+        let server = Arc::clone(&self);
         server::serve(&port, listener, &gate, stopper, move |connection| {
-            self.serve_client(connection)
+            server.serve_client(connection)
         });
         server::finish(&[&gate]);
+        for links in &self.links {
+            links.stop();
+        }
     }
 
     /// Serves one client connection until it closes, idles out or misbehaves.

@@ -65,8 +65,10 @@ struct Args {
           value_parser = clap::value_parser!(u16).range(1..=64))]
     tlds_links: u16,
 
-    /// Seconds to wait for a TLDS to accept a connection or to answer
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = cli::seconds)]
+    /// Seconds to wait for a TLDS to accept a connection or to answer one
+    /// challenge; past it the TLDS is marked down. Keep it below the clients'
+    /// --timeout (5 s), so they hear which TLDS failed rather than time out
+    #[arg(long, value_name = "SECS", default_value = "2", value_parser = cli::seconds)]
     timeout: Duration,
 
     /// Most client connections served at once; more hear `Error: server busy`

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::collector::{Collector, ResultLine, Results};
 use super::replies::{
     AsHeard, PeerError, Route, Unreachable, answer_of, as_connection, failed_line, malformed_line,
-    route_of,
+    route_of, server_connection,
 };
 use super::signing::Requests;
 use super::{ClientError, QueryLines, Settings};
@@ -48,7 +48,7 @@ pub(super) fn resolve<R: BufRead>(
 ) -> Result<(), ClientError> {
     let mut client = OneAtATime {
         settings,
-        as_connection: as_connection(as_stream, &settings.as_name),
+        as_connection: as_connection(as_stream, settings),
         tlds: Vec::new(),
         unreachable: Unreachable::default(),
         requests: Requests::default(),
@@ -145,7 +145,7 @@ impl OneAtATime<'_> {
         let stream = self
             .unreachable
             .connect(host, port, self.settings.timeout)?;
-        let connection = Connection::new(stream);
+        let connection = server_connection(stream, self.settings.timeout);
         self.tlds.push(TldsConnection {
             host: host.to_owned(),
             port,

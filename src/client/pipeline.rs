@@ -26,11 +26,11 @@ use std::thread::Scope;
 use super::collector::{Collector, ResultLine, Results};
 use super::replies::{
     AsHeard, Peer, PeerError, PeerErrorKind, Route, Unreachable, answer_of, as_connection,
-    failed_line, malformed_line, route_of,
+    failed_line, malformed_line, route_of, server_connection,
 };
 use super::signing::Requests;
 use super::{ClientError, QueryLines, Settings};
-use crate::connection::{Connection, FrameError, LineReader, Socket, Writer};
+use crate::connection::{FrameError, LineReader, Socket, Writer};
 use crate::query::Job;
 use crate::wire::HostRequest;
 
@@ -201,7 +201,7 @@ pub(super) fn resolve<R: BufRead + Send>(
     let window = Window::new(settings.window.max(1));
     let (results_tx, results_rx) = mpsc::channel::<Vec<ResultLine>>();
     let (sent_tx, sent_rx) = mpsc::channel::<Sent>();
-    let (as_reader, as_writer) = match as_connection(as_stream, &settings.as_name) {
+    let (as_reader, as_writer) = match as_connection(as_stream, settings) {
         Ok(connection) => {
             let (reader, writer) = connection.split();
             (Ok(reader), Some(writer))
@@ -550,7 +550,7 @@ impl<'scope, 'env> TldsQueues<'scope, 'env> {
         let stream = self
             .unreachable
             .connect(host, port, self.settings.timeout)?;
-        let (reader, writer) = Connection::new(stream).split();
+        let (reader, writer) = server_connection(stream, self.settings.timeout).split();
         let (to_reader, queued) = mpsc::channel();
         let broken = Arc::new(AtomicBool::new(false));
         let tlds_reader = TldsReader {

@@ -9,7 +9,8 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::connection::{self, Connection, FrameError};
+use super::Settings;
+use crate::connection::{self, Connection, FrameError, LineClock};
 use crate::wire::{self, AuthReply, HostReply, WireError};
 
 /// A server the client talks to, by the address it was given.
@@ -102,14 +103,28 @@ pub(super) fn malformed_line(line: usize, reason: &WireError) -> String {
     format!("Error: line {line}: {reason}")
 }
 
+/// A connection to a server, each reply limited to `timeout` from when it
+/// is awaited, however its bytes trickle in.
+pub(super) fn server_connection(stream: TcpStream, timeout: Duration) -> Connection {
+    let mut connection = Connection::new(stream);
+    connection
+        .reader()
+        .limit_each_line(timeout, LineClock::FromWait);
+    connection
+}
+
 /// The connection to the AS, or why there is none to use.
 pub(super) fn as_connection(
     as_stream: Option<TcpStream>,
-    as_name: &str,
+    settings: &Settings,
 ) -> Result<Connection, Arc<PeerError>> {
-    as_stream
-        .map(Connection::new)
-        .ok_or_else(|| PeerError::new(Peer::As(as_name.to_owned()), PeerErrorKind::NotConnected))
+    let connection = |stream| server_connection(stream, settings.timeout);
+    as_stream.map(connection).ok_or_else(|| {
+        PeerError::new(
+            Peer::As(settings.as_name.clone()),
+            PeerErrorKind::NotConnected,
+        )
+    })
 }
 
 /// What the AS's reply means for one query.
