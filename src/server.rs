@@ -225,7 +225,7 @@ where
             Err(err) => {
                 // Out of file descriptors and the like: back off briefly
                 // rather than spin, and keep serving those already connected.
-                failures.note(|more| eprintln!("{role}: accept failed: {err}{more}"));
+                failures.note(|more| log::warn!("{role}: accept failed: {err}{more}"));
                 thread::sleep(Duration::from_millis(20));
                 continue;
             }
@@ -234,7 +234,7 @@ where
             break;
         }
         if !port.allow.admits(&peer) {
-            refusals.note(|more| eprintln!("{role}: refused {peer}: not in --as-allow{more}"));
+            refusals.note(|more| log::warn!("{role}: refused {peer}: not in --as-allow{more}"));
             refuse(&stream, &"not allowed");
             continue;
         }
@@ -244,7 +244,7 @@ where
         let socket = Socket::new(stream);
         let Some(permit) = gate.try_enter(&socket) else {
             busy.note(|more| {
-                eprintln!(
+                log::warn!(
                     "{role}: busy: {peer} refused, {} connections open{more}",
                     gate.max_connections
                 )
@@ -267,7 +267,7 @@ where
             });
         if let Err(err) = spawned {
             failures
-                .note(|more| eprintln!("{role}: cannot start a thread for {peer}: {err}{more}"));
+                .note(|more| log::error!("{role}: cannot start a thread for {peer}: {err}{more}"));
         }
     }
 }

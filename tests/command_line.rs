@@ -131,16 +131,14 @@ fn tlds_start_up_errors_name_their_cause() {
     let good_key = write_file(&dir, "key.txt", "s3cret-key\n");
     let (table, key) = (good_table.to_str().unwrap(), good_key.to_str().unwrap());
     let fails = |program: &str, table: &str, key: &str, port: &str| {
-        fails_at_start(program, &tlds_args(table, key, port))
-            .trim_end()
-            .to_owned()
+        logged(&fails_at_start(program, &tlds_args(table, key, port))).join("\n")
     };
 
     let missing = dir.join("missing.tsv");
     assert_eq!(
         fails("tlds1", missing.to_str().unwrap(), key, "0"),
         format!(
-            "tlds1: error: cannot read table {}: No such file or directory (os error 2)",
+            "ERROR tlds1: cannot read table {}: No such file or directory (os error 2)",
             missing.display()
         )
     );
@@ -153,7 +151,7 @@ fn tlds_start_up_errors_name_their_cause() {
     assert_eq!(
         fails("tlds2", bad.to_str().unwrap(), key, "0"),
         format!(
-            "tlds2: error: {}:3: flag A needs an IPv4 address, found '300.1.1.1'",
+            "ERROR tlds2: {}:3: flag A needs an IPv4 address, found '300.1.1.1'",
             bad.display()
         )
     );
@@ -162,7 +160,7 @@ fn tlds_start_up_errors_name_their_cause() {
     assert_eq!(
         fails("tlds1", dup.to_str().unwrap(), key, "0"),
         format!(
-            "tlds1: error: {}:2: hostname 'A.COM' is listed twice (first on line 1)",
+            "ERROR tlds1: {}:2: hostname 'A.COM' is listed twice (first on line 1)",
             dup.display()
         )
     );
@@ -171,7 +169,7 @@ fn tlds_start_up_errors_name_their_cause() {
     assert_eq!(
         fails("tlds1", table, missing_key.to_str().unwrap(), "0"),
         format!(
-            "tlds1: error: cannot read key file {}: No such file or directory (os error 2)",
+            "ERROR tlds1: cannot read key file {}: No such file or directory (os error 2)",
             missing_key.display()
         )
     );
@@ -180,7 +178,7 @@ fn tlds_start_up_errors_name_their_cause() {
     assert_eq!(
         fails("tlds1", table, empty_key.to_str().unwrap(), "0"),
         format!(
-            "tlds1: error: key file {} holds no key (every line is blank or a comment)",
+            "ERROR tlds1: key file {} holds no key (every line is blank or a comment)",
             empty_key.display()
         )
     );
@@ -189,7 +187,7 @@ fn tlds_start_up_errors_name_their_cause() {
     assert_eq!(
         fails("tlds1", table, spaced_key.to_str().unwrap(), "0"),
         format!(
-            "tlds1: error: {}:2: the key contains whitespace",
+            "ERROR tlds1: {}:2: the key contains whitespace",
             spaced_key.display()
         )
     );
@@ -199,7 +197,7 @@ fn tlds_start_up_errors_name_their_cause() {
     assert_eq!(
         fails("tlds1", table, key, &port),
         format!(
-            "tlds1: error: cannot listen on 127.0.0.1:{port} (--bind/--as-port): \
+            "ERROR tlds1: cannot listen on 127.0.0.1:{port} (--bind/--as-port): \
              Address already in use (os error 98)"
         )
     );
@@ -306,18 +304,18 @@ fn servers_fit_their_connection_limits_to_the_open_file_limit() {
     let run = limited("-n 100", "tlds1", &args).output().unwrap();
     assert_eq!(run.status.code(), Some(1));
     assert_eq!(
-        String::from_utf8_lossy(&run.stderr),
-        "tlds1: error: --max-connections 1024 and --max-as-connections 64 need about 1120 \
+        logged(&String::from_utf8_lossy(&run.stderr)).join("\n"),
+        "ERROR tlds1: --max-connections 1024 and --max-as-connections 64 need about 1120 \
          file descriptors, but the open-file limit is 100 (raise it with ulimit -n, or lower \
-         the limits)\n"
+         the limits)"
     );
     let run = limited("-n 100", "as_server", &["--port", "0"])
         .output()
         .unwrap();
     assert_eq!(run.status.code(), Some(1));
     assert!(
-        String::from_utf8_lossy(&run.stderr)
-            .starts_with("as_server: error: --max-connections 1024 need about 1058 file"),
+        logged(&String::from_utf8_lossy(&run.stderr))[0]
+            .starts_with("ERROR as_server: --max-connections 1024 need about 1058 file"),
         "{run:?}"
     );
 

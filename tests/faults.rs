@@ -273,11 +273,11 @@ fn a_silent_as_is_an_unreachable_as() {
         let run = run_to_end("client", &args, &dir);
         assert_eq!(run.status.code(), Some(1), "window {window}: {run:?}");
         assert_eq!(
-            run.stderr,
-            format!(
-                "client: error: the AS at 127.0.0.1:{}: timed out, before answering anything\n",
+            logged(&run.stderr),
+            [format!(
+                "ERROR client: the AS at 127.0.0.1:{}: timed out, before answering anything",
                 silent.port()
-            )
+            )]
         );
         assert!(run.elapsed < Duration::from_secs(4), "{:?}", run.elapsed);
         assert_eq!(std::fs::read_to_string(&output).unwrap(), "previous run\n");
@@ -310,11 +310,11 @@ fn a_bad_output_path_stops_the_client_before_any_query() {
         let run = run_to_end("client", &args, &dir);
         assert_eq!(run.status.code(), Some(1), "{run:?}");
         assert_eq!(
-            run.stderr,
-            format!(
-                "client: error: cannot write --output {}: {reason}\n",
+            logged(&run.stderr),
+            [format!(
+                "ERROR client: cannot write --output {}: {reason}",
                 output.display()
-            )
+            )]
         );
     }
     assert_eq!(seen.try_iter().count(), 0, "nothing reached the AS");
@@ -859,11 +859,11 @@ fn a_closed_stdout_never_costs_the_output_file() {
         results
     );
     assert_eq!(
-        stderr,
-        format!(
-            "client: stdout: Broken pipe (os error 32); results go on to {} only\n",
+        logged(&stderr),
+        [format!(
+            "WARN client: stdout: Broken pipe (os error 32); results go on to {} only",
             output.display()
-        )
+        )]
     );
 }
 
@@ -887,7 +887,7 @@ fn a_full_stdout_never_costs_the_output_file() {
         results
     );
     assert!(
-        stderr.starts_with("client: stdout: No space left on device"),
+        logged(&stderr)[0].starts_with("WARN client: stdout: No space left on device"),
         "{stderr}"
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -1010,9 +1010,14 @@ fn a_frozen_tlds_costs_only_its_own_queries_once() {
         );
         // The change is logged once, not per request.
         let tlds2 = format!("tlds2 at 127.0.0.1:{}", system.tlds2.tlds_ports().0);
-        let down = format!("as_server: {tlds2} is down: unreachable: timed out");
-        let logged = |line: &str| system.auth.stderr().lines().filter(|l| *l == line).count();
-        assert_eq!(logged(&down), 1, "{}", system.auth.stderr());
+        let down = format!("WARN as_server: {tlds2} is down: unreachable: timed out");
+        let times = |line: &str| {
+            logged(&system.auth.stderr())
+                .iter()
+                .filter(|l| *l == line)
+                .count()
+        };
+        assert_eq!(times(&down), 1, "{}", system.auth.stderr());
 
         system.tlds2.signal("CONT");
         eventually(|| {
@@ -1020,7 +1025,7 @@ fn a_frozen_tlds_costs_only_its_own_queries_once() {
                 .status
                 .success()
         });
-        assert_eq!(logged(&format!("as_server: {tlds2} is up again")), 1);
+        assert_eq!(times(&format!("INFO as_server: {tlds2} is up again")), 1);
     }
 }
 

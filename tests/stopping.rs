@@ -14,13 +14,14 @@ use std::time::{Duration, Instant};
 use authdns::digest::hmac_md5;
 use common::*;
 
-/// Waits (boundedly) until `server`'s stderr has a line containing `text`.
+/// Waits (boundedly) until `server` has logged a line containing `text`;
+/// that line, without its timestamp.
 fn wait_for_line(server: &Server, text: &str) -> String {
     let started = Instant::now();
     loop {
         let stderr = server.stderr();
-        if let Some(line) = stderr.lines().find(|line| line.contains(text)) {
-            return line.to_owned();
+        if let Some(line) = logged(&stderr).into_iter().find(|line| line.contains(text)) {
+            return line;
         }
         assert!(started.elapsed() < PATIENCE, "no {text:?} in {stderr}");
         thread::sleep(Duration::from_millis(10));
@@ -49,7 +50,7 @@ fn the_as_answers_what_it_has_read_then_exits_on_sigterm() {
     assert!(auth.wait_for_exit().success());
     assert_eq!(
         wait_for_line(&auth, "stopped"),
-        "as_server: stopped on SIGTERM"
+        "INFO as_server: stopped on SIGTERM"
     );
 }
 
@@ -76,7 +77,7 @@ fn each_tlds_exits_cleanly_on_sigint_and_sigterm() {
         assert_eq!(peer.reply(), None, "{name} closed its connections");
         assert_eq!(
             wait_for_line(&tlds, "stopped"),
-            format!("{name}: stopped on SIG{signal}")
+            format!("INFO {name}: stopped on SIG{signal}")
         );
     }
 }

@@ -111,7 +111,7 @@ impl PeerHealth {
         if matches!(state.health, Health::Down { .. }) || state.stopped {
             return;
         }
-        eprintln!("as_server: {} is down: {}", self.described, why.kind);
+        log::warn!("{} is down: {}", self.described, why.kind);
         state.health = Health::Down {
             since: Instant::now(),
             why: Arc::clone(why),
@@ -125,7 +125,7 @@ impl PeerHealth {
             // say so rather than fail silently.
             match started {
                 Ok(_) => state.probing = true,
-                Err(err) => eprintln!("as_server: cannot probe {}: {err}", self.described),
+                Err(err) => log::error!("cannot probe {}: {err}", self.described),
             }
         }
     }
@@ -155,7 +155,7 @@ impl PeerHealth {
                 state.health = Health::Up {
                     since: Instant::now(),
                 };
-                eprintln!("as_server: {} is up again", self.described);
+                log::info!("{} is up again", self.described);
                 return;
             }
             wait = (wait * 2).min(longest);

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use authdns::auth_server::{self, Config, TldsPeer};
 use clap::Parser;
+use clap_verbosity_flag::{InfoLevel, Verbosity};
 
 /// The authentication server: tells each client which TLDS its key belongs to.
 ///
@@ -24,6 +25,9 @@ use clap::Parser;
 #[command(
     name = "as_server",
     version,
+    mut_arg("verbose", |arg| arg.help(
+        "More logging: -v a line per client connection, -vv a line per request"
+    )),
     after_help = "Example, with the TLDS servers on two other machines:\n  \
                   as_server --tlds1-host 10.0.0.2 --tlds2-host 10.0.0.3"
 )]
@@ -79,6 +83,9 @@ struct Args {
     /// Close a client connection that sends nothing for this many seconds
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = cli::seconds)]
     idle_timeout: Duration,
+
+    #[command(flatten)]
+    verbosity: Verbosity<InfoLevel>,
 }
 
 /// The TLDS named `name`, its AS port resolved now.
@@ -96,6 +103,7 @@ fn peer(name: &'static str, host: &str, as_port: u16, client_port: u16) -> Resul
 
 fn start() -> Result<ExitCode> {
     let args = Args::parse();
+    cli::start_logging("as_server", &args.verbosity);
     // Each client connection, and each link to a TLDS, is one descriptor.
     cli::ensure_descriptors(
         u64::from(args.max_connections) + 2 * u64::from(args.tlds_links) + cli::SPARE_DESCRIPTORS,
@@ -116,8 +124,8 @@ fn start() -> Result<ExitCode> {
         )?,
     ];
     let listener = cli::bind(&args.bind, args.port, "--bind/--port")?;
-    eprintln!(
-        "as_server: listening on {}; {} (clients sent to port {}), {} (clients sent to port {})",
+    log::info!(
+        "listening on {}; {} (clients sent to port {}), {} (clients sent to port {})",
         cli::local(&listener),
         tlds[0].describe(),
         tlds[0].client_port,
@@ -133,7 +141,7 @@ fn start() -> Result<ExitCode> {
     };
     let (stopper, signal) = cli::StopSignal::install()?;
     auth_server::run(config, listener, &stopper).context("cannot serve")?;
-    eprintln!("as_server: stopped on {}", signal.name());
+    log::info!("stopped on {}", signal.name());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use authdns::client::{self, AtomicFile, Echo, QueryLines, Results, Settings};
 use authdns::connection;
 use clap::Parser;
+use clap_verbosity_flag::{InfoLevel, Verbosity};
 
 /// Resolves hostnames through the authentication server and the TLDS servers.
 ///
@@ -28,6 +29,12 @@ use clap::Parser;
 #[command(
     name = "client",
     version,
+    mut_arg("verbose", |arg| arg.help(
+        "More logging: -v a line per connection, -vv a line per query (where it went, what came back)"
+    )),
+    mut_arg("quiet", |arg| arg.help(
+        "Less: -q turns off the echo on stdout and the summary (errors still show)"
+    )),
     after_help = "Example, with the AS on another machine:\n  \
                   client --as-host 10.0.0.1 --input queries.txt --output results.txt"
 )]
@@ -57,9 +64,8 @@ struct Args {
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = cli::seconds)]
     timeout: Duration,
 
-    /// Do not echo results on stdout (the output file is written either way)
-    #[arg(long, short)]
-    quiet: bool,
+    #[command(flatten)]
+    verbosity: Verbosity<InfoLevel>,
 }
 
 /// The client program's results: the file, and an echo on stdout (handed
@@ -88,12 +94,14 @@ impl Results for Output {
 
 /// The echo of results on stdout, unless `--quiet`.
 fn echo(args: &Args) -> Result<Option<Echo>> {
-    if args.quiet {
+    // `-q` quiets everything but the output file and errors: the echo,
+    // the summary, warnings.
+    if args.verbosity.log_level_filter() < log::LevelFilter::Info {
         return Ok(None);
     }
     let output = args.output.display().to_string();
     let echo = Echo::start(io::stdout(), move |err| {
-        eprintln!("client: stdout: {err}; results go on to {output} only");
+        log::warn!("stdout: {err}; results go on to {output} only");
     })
     .context("cannot start echoing results")?;
     Ok(Some(echo))
@@ -117,6 +125,7 @@ fn stop_on_signals(in_progress: &InProgress) -> Result<()> {
 
 fn start() -> Result<ExitCode> {
     let args = Args::parse();
+    cli::start_logging("client", &args.verbosity);
     let in_progress = InProgress::default();
     stop_on_signals(&in_progress)?;
     let input = File::open(&args.input)

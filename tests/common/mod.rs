@@ -456,3 +456,15 @@ pub fn slow_tlds(key: &'static str, delay: Duration) -> (SocketAddr, mpsc::Recei
     });
     (addr, seen)
 }
+
+/// A program's log lines without their timestamps: `LEVEL program: message`.
+pub fn logged(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .map(|line| {
+            line.split_once(' ')
+                .map_or(line, |(_, rest)| rest)
+                .to_owned()
+        })
+        .collect()
+}

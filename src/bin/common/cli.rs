@@ -8,8 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
+use std::io::Write;
+
 use anyhow::{Context, Result, bail};
 use authdns::server::Stopper;
+use clap_verbosity_flag::{InfoLevel, Verbosity};
 use ipnet::IpNet;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -107,10 +110,39 @@ pub fn signal_name(signal: i32) -> &'static str {
     signal_hook::low_level::signal_name(signal).unwrap_or("a signal")
 }
 
-/// Prints a failure as one line, `program: error: reason: cause`, exit 1.
+/// Logs to stderr, each line `time LEVEL program: message`, at the level
+/// `-v`/`-q` ask for (info by default); `RUST_LOG`, when set, has the last
+/// word (e.g. `RUST_LOG=debug`, or `RUST_LOG=authdns::server=trace`).
+pub fn start_logging(program: &'static str, verbosity: &Verbosity<InfoLevel>) {
+    let mut logger = env_logger::Builder::new();
+    logger
+        .filter_level(verbosity.log_level_filter())
+        .format(move |out, record| {
+            writeln!(
+                out,
+                "{} {} {program}: {}",
+                out.timestamp_millis(),
+                record.level(),
+                record.args()
+            )
+        })
+        .target(env_logger::Target::Stderr);
+    if let Ok(filters) = std::env::var("RUST_LOG") {
+        logger.parse_filters(&filters);
+    }
+    // Only fails if a logger is already set, which would be a bug here.
+    let _ = logger.try_init();
+}
+
+/// Reports a failure as one logged line, `reason: cause`, exit 1.
 pub fn report(program: &str, result: Result<ExitCode>) -> ExitCode {
     result.unwrap_or_else(|err| {
-        eprintln!("{program}: error: {err:#}");
+        if log::log_enabled!(log::Level::Error) {
+            log::error!("{err:#}");
+        } else {
+            // Logging is not set up yet, or silenced: a failure still says why.
+            eprintln!("{program}: error: {err:#}");
+        }
         ExitCode::FAILURE
     })
 }

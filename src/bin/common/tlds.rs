@@ -10,6 +10,7 @@ use authdns::digest::Key;
 use authdns::table::Table;
 use authdns::tlds::{self, Config, Defaults, Listeners};
 use clap::{CommandFactory, FromArgMatches, Parser};
+use clap_verbosity_flag::{InfoLevel, Verbosity};
 use ipnet::IpNet;
 
 use crate::cli;
@@ -17,7 +18,12 @@ use crate::cli;
 /// A top-level domain server: signs challenges for the authentication server
 /// and answers hostname lookups for clients.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(
+    version,
+    mut_arg("verbose", |arg| arg.help(
+        "More logging: -v a line per connection, -vv a line per request"
+    ))
+)]
 pub struct Args {
     /// Address to listen on, for both ports (0.0.0.0: every IPv4 interface)
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
@@ -60,6 +66,9 @@ pub struct Args {
     /// Close a connection that sends nothing for this many seconds
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = cli::seconds)]
     pub idle_timeout: Duration,
+
+    #[command(flatten)]
+    pub verbosity: Verbosity<InfoLevel>,
 }
 
 impl Args {
@@ -94,6 +103,7 @@ impl Args {
 fn start(defaults: &Defaults) -> Result<ExitCode> {
     let matches = Args::command_for(defaults).get_matches();
     let args = Args::from_arg_matches(&matches)?;
+    cli::start_logging(defaults.name, &args.verbosity);
     cli::ensure_descriptors(
         u64::from(args.max_connections)
             + u64::from(args.max_as_connections)
@@ -109,9 +119,8 @@ fn start(defaults: &Defaults) -> Result<ExitCode> {
         as_port: cli::bind(&args.bind, args.as_port, "--bind/--as-port")?,
         client_port: cli::bind(&args.bind, args.client_port, "--bind/--client-port")?,
     };
-    eprintln!(
-        "{}: serving {} records; AS port on {}, client port on {}",
-        defaults.name,
+    log::info!(
+        "serving {} records; AS port on {}, client port on {}",
         table.len(),
         cli::local(&listeners.as_port),
         cli::local(&listeners.client_port),
@@ -127,7 +136,7 @@ fn start(defaults: &Defaults) -> Result<ExitCode> {
     };
     let (stopper, signal) = cli::StopSignal::install()?;
     tlds::run(config, listeners, &stopper).context("cannot serve")?;
-    eprintln!("{}: stopped on {}", defaults.name, signal.name());
+    log::info!("stopped on {}", signal.name());
     Ok(ExitCode::SUCCESS)
 }
 
