@@ -427,33 +427,81 @@ impl Connection {
     /// A line over the limit gets `Error: line too long` and the connection
     /// is closed, since the rest of that line cannot be told from the next
     /// request.
-    pub fn serve(self, mut responder: impl Respond) {
+    pub fn serve(self, mut responder: impl Respond) -> Served {
         let Connection {
             mut reader,
             mut writer,
         } = self;
-        loop {
+        let mut requests = 0;
+        let end = loop {
             if writer.is_full() || responder.queued() >= MAX_QUEUED || !reader.has_buffered_line() {
                 responder.complete(writer.queue());
-                if writer.flush().is_err() {
-                    return;
+                if let Err(err) = writer.flush() {
+                    writer.close();
+                    return Served {
+                        requests,
+                        end: End::WriteFailed(err),
+                    };
                 }
             }
             match reader.read_line() {
-                Ok(Some(line)) => responder.respond(line, writer.queue()),
-                Ok(None) => break,
+                Ok(Some(line)) => {
+                    requests += 1;
+                    responder.respond(line, writer.queue());
+                }
+                Ok(None) => break End::Closed,
                 Err(FrameError::TooLong) => {
                     responder.complete(writer.queue());
                     wire::write_error(writer.queue(), &WireError::LineTooLong);
-                    break;
+                    break End::LineTooLong;
                 }
                 // Idle timeout, reset, or any other read failure: this peer is done.
-                Err(FrameError::Io(_)) => break,
+                Err(FrameError::Io(err)) => break End::ReadFailed(err),
             }
-        }
+        };
         responder.complete(writer.queue());
-        let _ = writer.flush();
+        let end = match writer.flush() {
+            Ok(()) => end,
+            Err(err) => End::WriteFailed(err),
+        };
         writer.close();
+        Served { requests, end }
+    }
+
+    /// Who is at the other end, for log lines.
+    pub fn peer(&self) -> Option<std::net::SocketAddr> {
+        self.writer.stream.peer_addr().ok()
+    }
+}
+
+/// What a connection served, and why it ended: a line of the server's log
+/// at `-v`.
+#[derive(Debug)]
+pub struct Served {
+    pub requests: u64,
+    pub end: End,
+}
+
+/// Why a served connection ended.
+#[derive(Debug)]
+pub enum End {
+    /// The peer closed it (or the server, stopping, closed its input).
+    Closed,
+    LineTooLong,
+    /// Reading failed: the idle timeout, or a reset.
+    ReadFailed(io::Error),
+    WriteFailed(io::Error),
+}
+
+impl fmt::Display for End {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            End::Closed => f.write_str("closed by the peer"),
+            End::LineTooLong => f.write_str("line too long"),
+            End::ReadFailed(err) if is_timeout(err) => f.write_str("timed out"),
+            End::ReadFailed(err) => write!(f, "read failed: {err}"),
+            End::WriteFailed(err) => write!(f, "write failed: {err}"),
+        }
     }
 }
 

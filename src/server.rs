@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::{IpNet, Ipv4Net};
 
-use crate::connection::{Connection, LineClock, Socket};
+use crate::connection::{Connection, LineClock, Served, Socket};
 use crate::wire;
 
 /// How long a stopping server waits for its connections to finish.
@@ -201,7 +201,7 @@ fn canonical_range(range: IpNet) -> IpNet {
 /// One port of a server: what it is called in log lines, and who may use it.
 #[derive(Debug, Clone)]
 pub struct Port {
-    pub role: String,
+    pub role: Arc<str>,
     pub allow: Allow,
 }
 
@@ -210,7 +210,7 @@ pub struct Port {
 /// listener has stopped; [`finish`] then winds the connections down.
 pub fn serve<F>(port: &Port, listener: TcpListener, gate: &Arc<Gate>, stopper: &Stopper, handle: F)
 where
-    F: Fn(Connection) + Send + Sync + 'static,
+    F: Fn(Connection) -> Served + Send + Sync + 'static,
 {
     let handle = Arc::new(handle);
     if let Ok(addr) = listener.local_addr() {
@@ -259,11 +259,18 @@ where
             .reader()
             .limit_each_line(gate.idle_timeout, LineClock::FromFirstByte);
         let handle = Arc::clone(&handle);
+        let connection_role = Arc::clone(&port.role);
+        log::debug!("{role}: {peer} connected");
         let spawned = thread::Builder::new()
             .stack_size(CONNECTION_STACK)
             .spawn(move || {
                 let _permit = permit;
-                handle(connection);
+                let served = handle(connection);
+                log::debug!(
+                    "{connection_role}: {peer} left after {} requests: {}",
+                    served.requests,
+                    served.end
+                );
             });
         if let Err(err) = spawned {
             failures

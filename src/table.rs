@@ -164,20 +164,33 @@ impl Table {
         Table::parse(&bytes).map_err(|err| LoadError::Parse(path.to_owned(), err))
     }
 
-    /// Parses a whole table file.
+    /// Parses a whole table file; the error is its first problem.
     pub fn parse(bytes: &[u8]) -> Result<Table, TableError> {
+        Table::check(bytes).map_err(|mut problems| problems.swap_remove(0))
+    }
+
+    /// Parses a whole table file; the error is every problem in it, in line
+    /// order (a duplicate after the line problems).
+    pub fn check(bytes: &[u8]) -> Result<Table, Vec<TableError>> {
         let mut builder = Builder::with_capacity(bytes.len());
         let bytes = text_file::without_bom(bytes);
+        let mut problems = Vec::new();
         for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
             let line_number = index + 1;
-            builder
-                .add_line(raw, line_number)
-                .map_err(|kind| TableError {
+            if let Err(kind) = builder.add_line(raw, line_number) {
+                problems.push(TableError {
                     line: line_number,
                     kind,
-                })?;
+                });
+            }
         }
-        builder.finish()
+        let (table, duplicates) = builder.finish();
+        problems.extend(duplicates);
+        if problems.is_empty() {
+            Ok(table)
+        } else {
+            Err(problems)
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -317,7 +330,10 @@ impl Builder {
         Ok(())
     }
 
-    fn finish(self) -> Result<Table, TableError> {
+    /// The table, and a problem for each record whose hostname an earlier
+    /// record already has (the later one is left out).
+    fn finish(self) -> (Table, Vec<TableError>) {
+        let mut duplicates = Vec::new();
         let count = self.placed.len();
         let capacity = (count + count / 3 + 1).next_power_of_two().max(8);
         let mut table = Table {
@@ -349,7 +365,7 @@ impl Builder {
                         .ok()
                         .and_then(|i| self.placed.get(i))
                         .map_or(0, |&(_, line)| line as usize);
-                    return Err(TableError {
+                    duplicates.push(TableError {
                         line: line_number as usize,
                         kind: TableErrorKind::Duplicate {
                             hostname: name.to_owned(),
@@ -360,13 +376,22 @@ impl Builder {
             }
         }
         table.text.shrink_to_fit();
-        Ok(table)
+        (table, duplicates)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn check_reports_every_problem_in_line_order() {
+        let text = "a.com 1.1.1.1 A\nbad\nb.com 300.0.0.1 A\nA.COM 2.2.2.2 A\nc.com 3.3.3.3 A\nc.com. 4.4.4.4 A\n";
+        let problems = Table::check(text.as_bytes()).unwrap_err();
+        let lines: Vec<usize> = problems.iter().map(|problem| problem.line).collect();
+        assert_eq!(lines, [2, 3, 4, 6]);
+        assert_eq!(Table::parse(text.as_bytes()).unwrap_err().line, 2);
+    }
 
     fn parse(text: &str) -> Result<Table, TableError> {
         Table::parse(text.as_bytes())

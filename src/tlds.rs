@@ -5,10 +5,14 @@
 //! key; on its client port it answers hostname lookups from its table. The two
 //! are separate so that the signing port can be limited to the AS with
 //! `--as-allow`: anyone who can reach it can obtain a digest for any challenge.
+//!
+//! The table and the key are [`Records`], replaced whole on reload: each
+//! burst of requests is answered from one of them, so a query sees the old
+//! table or the new one, never a mix.
 
 use std::io;
-use std::net::TcpListener;
-use std::sync::Arc;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, RwLock};
 use std::thread;
 use std::time::Duration;
 
@@ -51,8 +55,8 @@ pub const TLDS2: Defaults = Defaults {
 pub struct Config {
     /// `tlds1` or `tlds2`, in log lines.
     pub name: &'static str,
-    pub table: Table,
-    pub key: Key,
+    /// The table and key, which the caller may replace while serving.
+    pub records: Arc<Records>,
     /// Peers allowed on the AS port; empty means anyone.
     pub as_allow: Vec<IpNet>,
     /// Connections served at once on the client port.
@@ -63,7 +67,9 @@ pub struct Config {
     pub idle_timeout: Duration,
 }
 
-/// The loaded state a TLDS serves from.
+/// The loaded state a TLDS serves from. Its key stays secret: `Signer`
+/// prints nothing of it.
+#[derive(Debug)]
 pub struct Tlds {
     table: Table,
     signer: Signer,
@@ -81,15 +87,6 @@ impl Tlds {
         self.table.len()
     }
 
-    /// AS port: the replies to one connection's challenges.
-    pub fn challenge_replies(&self) -> ChallengeReplies<'_> {
-        ChallengeReplies {
-            signer: &self.signer,
-            challenges: Vec::new(),
-            queued: Vec::new(),
-        }
-    }
-
     /// Client port: one hostname in, its record (or not found) out.
     pub fn answer_hostname(&self, line: &[u8], out: &mut Vec<u8>) {
         match HostRequest::parse(line) {
@@ -102,12 +99,108 @@ impl Tlds {
     }
 }
 
+/// What a TLDS serves from: one [`Tlds`] at a time, replaced whole.
+#[derive(Debug)]
+pub struct Records {
+    current: RwLock<Arc<Tlds>>,
+}
+
+impl Records {
+    pub fn new(table: Table, key: &Key) -> Arc<Records> {
+        Arc::new(Records {
+            current: RwLock::new(Arc::new(Tlds::new(table, key))),
+        })
+    }
+
+    /// What to answer the next burst from.
+    pub fn current(&self) -> Arc<Tlds> {
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Arc::clone(&current)
+    }
+
+    /// Serves `table` and `key` from the next burst on; the state for them
+    /// is built before the swap, so no burst waits for it.
+    pub fn replace(&self, table: Table, key: &Key) {
+        let replacement = Arc::new(Tlds::new(table, key));
+        *self
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = replacement;
+    }
+
+    /// AS port: the replies to one connection's challenges.
+    pub fn challenge_replies(&self, peer: Option<SocketAddr>) -> ChallengeReplies<'_> {
+        ChallengeReplies {
+            records: self,
+            peer,
+            challenges: Vec::new(),
+            queued: Vec::new(),
+        }
+    }
+
+    /// Client port: the replies to one connection's hostnames.
+    pub fn host_answers(&self, peer: Option<SocketAddr>) -> HostAnswers<'_> {
+        HostAnswers {
+            records: self,
+            peer,
+            snapshot: None,
+        }
+    }
+}
+
+/// The client port's [`Respond`]: one hostname in, its record (or not
+/// found) out, every request of a burst from the same [`Tlds`].
+pub struct HostAnswers<'r> {
+    records: &'r Records,
+    peer: Option<SocketAddr>,
+    snapshot: Option<Arc<Tlds>>,
+}
+
+impl Respond for HostAnswers<'_> {
+    fn respond(&mut self, line: &[u8], out: &mut Vec<u8>) {
+        let from = out.len();
+        self.snapshot
+            .get_or_insert_with(|| self.records.current())
+            .answer_hostname(line, out);
+        if log::log_enabled!(log::Level::Trace) {
+            let reply = out.get(from..).unwrap_or_default();
+            log::trace!(
+                "client port: {} asked {}: {}",
+                Peer(self.peer),
+                String::from_utf8_lossy(line),
+                String::from_utf8_lossy(reply).trim_end()
+            );
+        }
+    }
+
+    fn complete(&mut self, _out: &mut Vec<u8>) {
+        // The next burst sees a reloaded table, if there is one.
+        self.snapshot = None;
+    }
+}
+
+/// A peer's address in log lines.
+struct Peer(Option<SocketAddr>);
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(addr) => addr.fmt(f),
+            None => f.write_str("a peer"),
+        }
+    }
+}
+
 /// The AS port's [`Respond`]: one challenge in, its digest (or an error)
 /// out. Challenges are queued as they arrive and a whole burst is signed when
 /// its replies are about to be written, so that [`sign_many`] can sign eight
 /// side by side.
-pub struct ChallengeReplies<'t> {
-    signer: &'t Signer,
+pub struct ChallengeReplies<'r> {
+    records: &'r Records,
+    peer: Option<SocketAddr>,
     /// The queued challenges' bytes, end to end.
     challenges: Vec<u8>,
     /// Each queued request in order: where its challenge ends in
@@ -125,6 +218,11 @@ impl Respond for ChallengeReplies<'_> {
     }
 
     fn complete(&mut self, out: &mut Vec<u8>) {
+        if self.queued.is_empty() {
+            return;
+        }
+        let tlds = self.records.current();
+        let signer = &tlds.signer;
         let mut start = 0;
         let work: Vec<(&Signer, &[u8])> = self
             .queued
@@ -136,9 +234,18 @@ impl Respond for ChallengeReplies<'_> {
                     .get(start..end)
                     .expect("each queued challenge ends within the queued bytes");
                 start = end;
-                (self.signer, challenge)
+                (signer, challenge)
             })
             .collect();
+        if log::log_enabled!(log::Level::Trace) {
+            for (_, challenge) in &work {
+                log::trace!(
+                    "AS port: {} challenge {}: signed",
+                    Peer(self.peer),
+                    String::from_utf8_lossy(challenge)
+                );
+            }
+        }
         let mut digests = Vec::with_capacity(work.len());
         sign_many(&work, |digest| digests.push(digest));
         let mut digests = digests.into_iter();
@@ -170,26 +277,27 @@ pub struct Listeners {
 /// Serves both ports until `stopper` says stop, then lets open connections
 /// finish what they have read (for at most [`server::GRACE`]).
 pub fn run(config: Config, listeners: Listeners, stopper: &Stopper) -> io::Result<()> {
-    let tlds = Arc::new(Tlds::new(config.table, &config.key));
+    let records = config.records;
     let as_gate = Gate::new(config.max_as_connections, config.idle_timeout);
     let client_gate = Gate::new(config.max_connections, config.idle_timeout);
     let as_port = Port {
-        role: format!("{} AS port", config.name),
+        role: "AS port".into(),
         allow: Allow::only(&config.as_allow),
     };
     let client_port = Port {
-        role: format!("{} client port", config.name),
+        role: "client port".into(),
         allow: Allow::Anyone,
     };
     thread::scope(|scope| {
-        let signing = Arc::clone(&tlds);
+        let signing = Arc::clone(&records);
         let as_listener = listeners.as_port;
         let (as_port, as_gate) = (&as_port, &as_gate);
         thread::Builder::new()
-            .name(as_port.role.clone())
+            .name(format!("{} AS port", config.name))
             .spawn_scoped(scope, move || {
                 server::serve(as_port, as_listener, as_gate, stopper, move |connection| {
-                    connection.serve(signing.challenge_replies())
+                    let peer = connection.peer();
+                    connection.serve(signing.challenge_replies(peer))
                 })
             })?;
         server::serve(
@@ -198,7 +306,8 @@ pub fn run(config: Config, listeners: Listeners, stopper: &Stopper) -> io::Resul
             &client_gate,
             stopper,
             move |connection| {
-                connection.serve(|line: &[u8], out: &mut Vec<u8>| tlds.answer_hostname(line, out))
+                let peer = connection.peer();
+                connection.serve(records.host_answers(peer))
             },
         );
         Ok::<(), io::Error>(())
@@ -211,9 +320,9 @@ pub fn run(config: Config, listeners: Listeners, stopper: &Stopper) -> io::Resul
 mod tests {
     use super::*;
 
-    fn tlds() -> Tlds {
+    fn tlds() -> Arc<Records> {
         let table = Table::parse(b"Amazon.org\t94.5.6.7\tA\n").unwrap();
-        Tlds::new(table, &Key::new("k5678"))
+        Records::new(table, &Key::new("k5678"))
     }
 
     fn reply(answer: impl FnOnce(&mut Vec<u8>)) -> String {
@@ -223,8 +332,8 @@ mod tests {
     }
 
     /// The replies to `lines` sent in one burst.
-    fn replies_to(tlds: &Tlds, lines: &[&[u8]]) -> Vec<String> {
-        let mut replies = tlds.challenge_replies();
+    fn replies_to(tlds: &Records, lines: &[&[u8]]) -> Vec<String> {
+        let mut replies = tlds.challenge_replies(None);
         let text = reply(|out| {
             for line in lines {
                 replies.respond(line, out);
@@ -274,13 +383,42 @@ mod tests {
     fn answers_hostnames() {
         let tlds = tlds();
         assert_eq!(
-            reply(|out| tlds.answer_hostname(b"AMAZON.org", out)),
+            reply(|out| tlds.current().answer_hostname(b"AMAZON.org", out)),
             "Amazon.org 94.5.6.7 A\n"
         );
         assert_eq!(
-            reply(|out| tlds.answer_hostname(b"nothinghere.com", out)),
+            reply(|out| tlds.current().answer_hostname(b"nothinghere.com", out)),
             "nothinghere.com - Error:HOST NOT FOUND\n"
         );
-        assert!(reply(|out| tlds.answer_hostname(b"a b", out)).starts_with("Error: "));
+        assert!(reply(|out| tlds.current().answer_hostname(b"a b", out)).starts_with("Error: "));
+    }
+}
+
+#[cfg(test)]
+mod reload_tests {
+    use super::*;
+
+    // A burst is answered from one table: a replacement made in the middle
+    // of a burst is seen from the next burst on.
+    #[test]
+    fn a_burst_sees_one_table_and_the_next_sees_the_new_one() {
+        let records = Records::new(
+            Table::parse(b"a.example 10.0.0.1 A\n").unwrap(),
+            &Key::new("k"),
+        );
+        let mut answers = records.host_answers(None);
+        let mut out = Vec::new();
+        answers.respond(b"a.example", &mut out);
+        records.replace(
+            Table::parse(b"a.example 10.0.0.2 A\n").unwrap(),
+            &Key::new("k"),
+        );
+        answers.respond(b"a.example", &mut out);
+        answers.complete(&mut out);
+        answers.respond(b"a.example", &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "a.example 10.0.0.1 A\na.example 10.0.0.1 A\na.example 10.0.0.2 A\n"
+        );
     }
 }

@@ -60,7 +60,10 @@ fn help_explains_every_flag() {
                 "--input",
                 "--output",
                 "--quiet",
-                "[default: RESOLVED.txt]",
+                "--key",
+                "--challenge",
+                "[HOSTNAME]...",
+                "default: RESOLVED.txt",
             ],
         ),
     ];

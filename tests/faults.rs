@@ -858,13 +858,17 @@ fn a_closed_stdout_never_costs_the_output_file() {
             .collect::<Vec<_>>(),
         results
     );
+    let logged = logged(&stderr);
     assert_eq!(
-        logged(&stderr),
-        [format!(
+        logged[0],
+        format!(
             "WARN client: stdout: Broken pipe (os error 32); results go on to {} only",
             output.display()
-        )]
+        )
     );
+    // Then only the summary.
+    assert!(logged[1].starts_with("INFO client: 3000 queries: "), "{stderr}");
+    assert_eq!(logged.len(), 2, "{stderr}");
 }
 
 // stdout on a full disk: the same.
@@ -890,7 +894,7 @@ fn a_full_stdout_never_costs_the_output_file() {
         logged(&stderr)[0].starts_with("WARN client: stdout: No space left on device"),
         "{stderr}"
     );
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_eq!(stderr.lines().count(), 2, "the warning, once, and the summary: {stderr}");
 }
 
 #[test]

@@ -76,8 +76,10 @@ fn tlds(
     );
     let config = tlds::Config {
         name,
-        table: Table::parse(format!("{name}.example 10.0.0.1 A\n").as_bytes()).unwrap(),
-        key: Key::new(key),
+        records: tlds::Records::new(
+            Table::parse(format!("{name}.example 10.0.0.1 A\n").as_bytes()).unwrap(),
+            &Key::new(key),
+        ),
         as_allow: Vec::new(),
         max_connections: 64,
         max_as_connections: 64,

@@ -20,7 +20,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Condvar};
 use std::time::Duration;
 
-use crate::connection::{Connection, Respond};
+use crate::connection::{Connection, Respond, Served};
 use crate::digest::Digest;
 use crate::server::{self, Allow, Gate, Port, Stopper};
 use crate::wire::{self, AuthReply, AuthRequest, ChallengeRequest, WireError};
@@ -72,7 +72,7 @@ impl AuthServer {
     /// open connections finish what they have read.
     pub fn serve(self: Arc<Self>, listener: TcpListener, stopper: &Stopper) {
         let port = Port {
-            role: "as_server".to_owned(),
+            role: "client port".into(),
             allow: Allow::Anyone,
         };
         let gate = Arc::clone(&self.gate);
@@ -87,18 +87,24 @@ impl AuthServer {
     }
 
     /// Serves one client connection until it closes, idles out or misbehaves.
-    pub fn serve_client(&self, connection: Connection) {
+    pub fn serve_client(&self, connection: Connection) -> Served {
+        let peer = connection.peer();
         connection.serve(ClientRequests {
             server: self,
-            burst: Burst::default(),
+            burst: Burst {
+                peer,
+                ..Burst::default()
+            },
             waker: Arc::new(Condvar::new()),
-        });
+        })
     }
 
     /// Asks both TLDS servers about every valid request in `burst`, then
     /// appends one reply per request to `out`.
     fn answer(&self, burst: &Burst, waker: &Arc<Condvar>, out: &mut Vec<u8>) {
         let [mut first, mut second] = self.ask_both(burst, waker);
+        let tracing = log::log_enabled!(log::Level::Trace);
+        let mut challenges = burst.challenges.split(|&byte| byte == b'\n');
         for item in &burst.items {
             let digest = match item {
                 Item::Invalid(err) => {
@@ -110,7 +116,17 @@ impl AuthServer {
             let answers = [first.next(), second.next()].map(|answer| {
                 answer.expect("each TLDS gives one answer per valid request of the burst")
             });
-            self.reply(digest, &answers, out);
+            let verdict = self.reply(digest, &answers, out);
+            let challenge = challenges.next();
+            if tracing {
+                log::trace!(
+                    "client port: {} challenge {}: {verdict}",
+                    burst
+                        .peer
+                        .map_or_else(|| "a peer".to_owned(), |peer| peer.to_string()),
+                    String::from_utf8_lossy(challenge.unwrap_or_default()),
+                );
+            }
         }
     }
 
@@ -130,8 +146,9 @@ impl AuthServer {
         })
     }
 
-    /// The reply to one request, given both TLDS servers' answers.
-    fn reply(&self, digest: &Digest, answers: &[Answer; 2], out: &mut Vec<u8>) {
+    /// The reply to one request, given both TLDS servers' answers, and
+    /// what it was, for the log.
+    fn reply(&self, digest: &Digest, answers: &[Answer; 2], out: &mut Vec<u8>) -> Verdict<'_> {
         let matched = self
             .links
             .iter()
@@ -139,7 +156,7 @@ impl AuthServer {
             .find(|(_, answer)| matches!(answer, Ok(theirs) if theirs.matches(digest)));
         if let Some((links, _)) = matched {
             out.extend_from_slice(links.peer().route_reply());
-            return;
+            return Verdict::Matched(links.peer().name);
         }
         let failures: Vec<String> = answers
             .iter()
@@ -147,8 +164,28 @@ impl AuthServer {
             .collect();
         if failures.is_empty() {
             AuthReply::NoMatch.write_to(out);
+            Verdict::NoMatch
         } else {
-            AuthReply::Error(&failures.join("; ")).write_to(out);
+            let reason = failures.join("; ");
+            AuthReply::Error(&reason).write_to(out);
+            Verdict::Failed(reason)
+        }
+    }
+}
+
+/// What the AS told a client about one request, in its log at `-vv`.
+enum Verdict<'a> {
+    Matched(&'a str),
+    NoMatch,
+    Failed(String),
+}
+
+impl std::fmt::Display for Verdict<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verdict::Matched(name) => write!(f, "{name} matched"),
+            Verdict::NoMatch => f.write_str("no match"),
+            Verdict::Failed(reason) => write!(f, "error: {reason}"),
         }
     }
 }
@@ -188,6 +225,8 @@ pub fn run(config: Config, listener: TcpListener, stopper: &Stopper) -> io::Resu
 /// What one burst of client requests asks for.
 #[derive(Default)]
 struct Burst {
+    /// Who asks, for the log.
+    peer: Option<std::net::SocketAddr>,
     items: Vec<Item>,
     /// The valid requests' challenges, one per line, ready to forward.
     challenges: Vec<u8>,

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::io;
 
-use super::{ClientError, Summary};
+use super::{ClientError, Kind, Summary};
 
 /// Where the collector puts result lines, in input order.
 pub trait Results {
@@ -23,14 +23,13 @@ impl<F: FnMut(&str) -> io::Result<()>> Results for F {
     }
 }
 
-/// A query's finished result line; `failed` marks the kind that makes the
-/// exit status 1.
+/// A query's finished result line, and what kind of result it is.
 #[derive(Debug)]
 pub(super) struct ResultLine {
     /// The query's place among the file's queries and malformed lines.
     pub index: usize,
     pub line: String,
-    pub failed: bool,
+    pub kind: Kind,
 }
 
 pub(super) struct Collector<'r, R> {
@@ -76,8 +75,10 @@ impl<'r, R: Results> Collector<'r, R> {
     }
 
     fn emit(&mut self, result: &ResultLine) {
-        self.summary.queries += 1;
-        self.summary.failed += usize::from(result.failed);
+        self.summary.count(result.kind);
+        if log::log_enabled!(log::Level::Trace) {
+            log::trace!("result {}: {}", result.index + 1, result.line);
+        }
         if self.error.is_none()
             && let Err(err) = self.results.line(&result.line)
         {
@@ -105,7 +106,7 @@ impl<'r, R: Results> Collector<'r, R> {
                 .unwrap_or_else(|| ResultLine {
                     index,
                     line: format!("Error: query {} got no result (internal error)", index + 1),
-                    failed: true,
+                    kind: Kind::Failed,
                 });
             self.emit(&result);
             self.next += 1;

@@ -45,11 +45,56 @@ pub struct Settings {
     pub timeout: Duration,
 }
 
+/// What kind of result a query got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The TLDS had the record.
+    Found,
+    /// The TLDS did not have it.
+    NotFound,
+    /// The AS authenticated no TLDS for its key.
+    NoMatch,
+    /// A server failed, or the query line was malformed: exit status 1.
+    Failed,
+}
+
 /// How a run went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Summary {
+    /// Every result line: queries and malformed lines.
     pub queries: usize,
+    pub found: usize,
+    pub not_found: usize,
+    pub no_match: usize,
     pub failed: usize,
+}
+
+impl Summary {
+    fn count(&mut self, kind: Kind) {
+        self.queries += 1;
+        match kind {
+            Kind::Found => self.found += 1,
+            Kind::NotFound => self.not_found += 1,
+            Kind::NoMatch => self.no_match += 1,
+            Kind::Failed => self.failed += 1,
+        }
+    }
+}
+
+/// `7 queries: 4 found, 2 not found, 1 no match, 0 failed`.
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plural = if self.queries == 1 {
+            "query"
+        } else {
+            "queries"
+        };
+        write!(
+            f,
+            "{} {plural}: {} found, {} not found, {} no match, {} failed",
+            self.queries, self.found, self.not_found, self.no_match, self.failed
+        )
+    }
 }
 
 /// Why a run could not finish. Failures of the servers are not among

@@ -13,7 +13,7 @@ use super::replies::{
     route_of, server_connection,
 };
 use super::signing::Requests;
-use super::{ClientError, QueryLines, Settings};
+use super::{ClientError, Kind, QueryLines, Settings};
 use crate::connection::Connection;
 use crate::query::{Job, Query};
 use crate::wire::HostRequest;
@@ -57,18 +57,14 @@ pub(super) fn resolve<R: BufRead>(
     };
     let mut index = 0;
     while let Some(job) = queries.next_job().map_err(ClientError::Input)? {
-        let (line, failed) = match job {
+        let (line, kind) = match job {
             Job::Ask(query) => client.ask(&query),
-            Job::Malformed { line, reason } => (malformed_line(line, &reason), true),
+            Job::Malformed { line, reason } => (malformed_line(line, &reason), Kind::Failed),
         };
         if let Some(error) = client.fatal.take() {
             return Err(ClientError::AsNeverAnswered(error));
         }
-        collector.store([ResultLine {
-            index,
-            line,
-            failed,
-        }]);
+        collector.store([ResultLine { index, line, kind }]);
         collector.idle();
         index += 1;
     }
@@ -76,12 +72,12 @@ pub(super) fn resolve<R: BufRead>(
 }
 
 impl OneAtATime<'_> {
-    /// One query's result line, and whether it failed.
-    fn ask(&mut self, query: &Query<'_>) -> (String, bool) {
+    /// One query's result line, and its kind.
+    fn ask(&mut self, query: &Query<'_>) -> (String, Kind) {
         let hostname = query.hostname;
         let as_connection = match &mut self.as_connection {
             Ok(connection) => connection,
-            Err(error) => return (failed_line(hostname, error), true),
+            Err(error) => return (failed_line(hostname, error), Kind::Failed),
         };
         let requests = &mut self.requests;
         requests.push(query);
@@ -91,19 +87,22 @@ impl OneAtATime<'_> {
             self.as_heard.answered();
         }
         let (host, port) = match route {
-            Ok(Route::Tlds { host, port }) => (host.to_owned(), port),
-            Ok(Route::Answered { line, failed }) => return (line, failed),
+            Ok(Route::Tlds { host, port }) => {
+                log::trace!("{hostname}: the AS sends it to {host}:{port}");
+                (host.to_owned(), port)
+            }
+            Ok(Route::Answered { line, kind }) => return (line, kind),
             Err(error) => {
                 self.fatal = self.as_heard.fatal(&error);
                 as_connection.close();
                 let line = failed_line(hostname, &error);
                 self.as_connection = Err(error);
-                return (line, true);
+                return (line, Kind::Failed);
             }
         };
         match self.ask_tlds(&host, port, hostname) {
             Ok(answer) => answer,
-            Err(error) => (failed_line(hostname, &error), true),
+            Err(error) => (failed_line(hostname, &error), Kind::Failed),
         }
     }
 
@@ -114,7 +113,7 @@ impl OneAtATime<'_> {
         host: &str,
         port: u16,
         hostname: &str,
-    ) -> Result<(String, bool), Arc<PeerError>> {
+    ) -> Result<(String, Kind), Arc<PeerError>> {
         let at = self.connection_to(host, port)?;
         let tlds = self
             .tlds

@@ -29,7 +29,7 @@ use super::replies::{
     failed_line, malformed_line, route_of, server_connection,
 };
 use super::signing::Requests;
-use super::{ClientError, QueryLines, Settings};
+use super::{ClientError, Kind, QueryLines, Settings};
 use crate::connection::{FrameError, LineReader, Socket, Writer};
 use crate::query::Job;
 use crate::wire::HostRequest;
@@ -139,17 +139,13 @@ impl<'w> Outbox<'w> {
         Outbox::new(self.collector.clone(), self.window)
     }
 
-    fn answered(&mut self, index: usize, line: String, failed: bool) {
-        self.results.push(ResultLine {
-            index,
-            line,
-            failed,
-        });
+    fn answered(&mut self, index: usize, line: String, kind: Kind) {
+        self.results.push(ResultLine { index, line, kind });
         self.slots += 1;
     }
 
     fn failed(&mut self, index: usize, hostname: &str, error: &PeerError) {
-        self.answered(index, failed_line(hostname, error), true);
+        self.answered(index, failed_line(hostname, error), Kind::Failed);
     }
 
     /// A malformed query line: it never took a window slot.
@@ -157,7 +153,7 @@ impl<'w> Outbox<'w> {
         self.results.push(ResultLine {
             index,
             line,
-            failed: true,
+            kind: Kind::Failed,
         });
     }
 
@@ -457,12 +453,13 @@ impl Router<'_, '_> {
         match self.known_routes.meaning(read, hostname, self.as_name) {
             Ok(Route::Tlds { host, port }) => {
                 self.as_heard.answered();
+                log::trace!("{hostname}: the AS sends it to {host}:{port}");
                 self.tlds
                     .send(index, hostname, (host, port), &mut self.outbox);
             }
-            Ok(Route::Answered { line, failed }) => {
+            Ok(Route::Answered { line, kind }) => {
                 self.as_heard.answered();
-                self.outbox.answered(index, line, failed);
+                self.outbox.answered(index, line, kind);
             }
             Err(error) => {
                 self.fatal = self.as_heard.fatal(&error);
@@ -595,7 +592,7 @@ impl TldsReader<'_> {
                     self.outbox.hand_over();
                 }
                 match answer_of(self.reader.read_line(), hostname, &self.name) {
-                    Ok((line, failed)) => self.outbox.answered(index, line, failed),
+                    Ok((line, kind)) => self.outbox.answered(index, line, kind),
                     Err(error) => {
                         self.broken.store(true, Ordering::Release);
                         let _ = self.reader.get_ref().shutdown(std::net::Shutdown::Both);

@@ -9,7 +9,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Settings;
+use super::{Kind, Settings};
 use crate::connection::{self, Connection, FrameError, LineClock};
 use crate::wire::{self, AuthReply, HostReply, WireError};
 
@@ -132,7 +132,7 @@ pub(super) enum Route<'r> {
     /// Ask this TLDS.
     Tlds { host: &'r str, port: u16 },
     /// The query is finished here: no match, or the AS's own error.
-    Answered { line: String, failed: bool },
+    Answered { line: String, kind: Kind },
 }
 
 /// What one read from the AS means for the query for `hostname`. An `Err`
@@ -148,11 +148,11 @@ pub(super) fn route_of<'r>(
             Ok(AuthReply::Tlds { host, port }) => Ok(Route::Tlds { host, port }),
             Ok(AuthReply::NoMatch) => Ok(Route::Answered {
                 line: format!("{hostname} - Error:No Match Found"),
-                failed: false,
+                kind: Kind::NoMatch,
             }),
             Ok(AuthReply::Error(reason)) => Ok(Route::Answered {
                 line: failed_line(hostname, &reason),
-                failed: true,
+                kind: Kind::Failed,
             }),
             Err(err) => Err(broken(PeerErrorKind::BadReply(err))),
         },
@@ -162,22 +162,23 @@ pub(super) fn route_of<'r>(
 }
 
 /// What one read from the TLDS at `name` means for the query for
-/// `hostname`: its result line and whether it failed. An `Err` is why the
+/// `hostname`: its result line and its kind. An `Err` is why the
 /// connection cannot be used any more.
 pub(super) fn answer_of(
     read: Result<Option<&[u8]>, FrameError>,
     hostname: &str,
     name: &str,
-) -> Result<(String, bool), Arc<PeerError>> {
+) -> Result<(String, Kind), Arc<PeerError>> {
     let broken = |kind| PeerError::new(Peer::Tlds(name.to_owned()), kind);
     match read {
         Ok(Some(line)) => {
             match wire::text(line).and_then(|text| Ok((HostReply::parse_text(text)?, text))) {
                 // A record or a miss is passed on as received.
-                Ok((HostReply::Found(_) | HostReply::NotFound(_), text)) => {
-                    Ok((text.to_owned(), false))
+                Ok((HostReply::Found(_), text)) => Ok((text.to_owned(), Kind::Found)),
+                Ok((HostReply::NotFound(_), text)) => Ok((text.to_owned(), Kind::NotFound)),
+                Ok((HostReply::Error(reason), _)) => {
+                    Ok((failed_line(hostname, &reason), Kind::Failed))
                 }
-                Ok((HostReply::Error(reason), _)) => Ok((failed_line(hostname, &reason), true)),
                 Err(err) => Err(broken(PeerErrorKind::BadReply(err))),
             }
         }
@@ -206,6 +207,9 @@ impl Unreachable {
             .to_socket_addrs()
             .map(|addrs| addrs.collect::<Vec<SocketAddr>>())
             .and_then(|addrs| connection::connect(&addrs, timeout));
+        if connected.is_ok() {
+            log::debug!("connected to the TLDS at {host}:{port}");
+        }
         connected.map_err(|err| {
             let error = PeerError::new(
                 Peer::Tlds(format!("{host}:{port}")),

@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use authdns::server::Stopper;
 use clap_verbosity_flag::{InfoLevel, Verbosity};
 use ipnet::IpNet;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 /// Resolves `host:port`; the error names the flags the values came from.
@@ -102,6 +102,21 @@ pub fn on_stop_signal(on_signal: impl FnOnce(i32) + Send + 'static) -> Result<()
             }
         })
         .context("cannot start the signal thread")?;
+    Ok(())
+}
+
+/// Calls `on_hangup` on a thread of its own each time SIGHUP arrives.
+#[allow(dead_code)] // only the TLDS programs reload
+pub fn on_hangup(mut on_hangup: impl FnMut() + Send + 'static) -> Result<()> {
+    let mut signals = Signals::new([SIGHUP]).context("cannot listen for SIGHUP")?;
+    std::thread::Builder::new()
+        .name("reload".to_owned())
+        .spawn(move || {
+            for _ in signals.forever() {
+                on_hangup();
+            }
+        })
+        .context("cannot start the reload thread")?;
     Ok(())
 }
 

@@ -1,14 +1,15 @@
 //! The command line of `tlds1` and `tlds2`: one definition, each program's
 //! defaults filled in from [`Defaults`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use authdns::digest::Key;
 use authdns::table::Table;
-use authdns::tlds::{self, Config, Defaults, Listeners};
+use authdns::tlds::{self, Config, Defaults, Listeners, Records};
 use clap::{CommandFactory, FromArgMatches, Parser};
 use clap_verbosity_flag::{InfoLevel, Verbosity};
 use ipnet::IpNet;
@@ -67,6 +68,11 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = cli::seconds)]
     pub idle_timeout: Duration,
 
+    /// Load and check the table and the key as serving would, print what was
+    /// loaded (or every problem, as path:line: reason), and exit; binds nothing
+    #[arg(long)]
+    pub check: bool,
+
     #[command(flatten)]
     pub verbosity: Verbosity<InfoLevel>,
 }
@@ -104,6 +110,9 @@ fn start(defaults: &Defaults) -> Result<ExitCode> {
     let matches = Args::command_for(defaults).get_matches();
     let args = Args::from_arg_matches(&matches)?;
     cli::start_logging(defaults.name, &args.verbosity);
+    if args.check {
+        return Ok(check(&args.table, &args.key_file));
+    }
     cli::ensure_descriptors(
         u64::from(args.max_connections)
             + u64::from(args.max_as_connections)
@@ -125,19 +134,87 @@ fn start(defaults: &Defaults) -> Result<ExitCode> {
         cli::local(&listeners.as_port),
         cli::local(&listeners.client_port),
     );
+    let records = Records::new(table, &key);
     let config = Config {
         name: defaults.name,
-        table,
-        key,
+        records: Arc::clone(&records),
         as_allow: args.as_allow,
         max_connections: args.max_connections as usize,
         max_as_connections: args.max_as_connections as usize,
         idle_timeout: args.idle_timeout,
     };
     let (stopper, signal) = cli::StopSignal::install()?;
+    let (table_path, key_path) = (args.table.clone(), args.key_file.clone());
+    cli::on_hangup(move || reload(&records, &table_path, &key_path))?;
     tlds::run(config, listeners, &stopper).context("cannot serve")?;
     log::info!("stopped on {}", signal.name());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Loads the table and the key as serving would, and reports every problem
+/// in both, each as a line of its own (`path:line: reason` where there is
+/// a line).
+fn load_all(table_path: &Path, key_path: &Path) -> Result<(Table, Key), Vec<String>> {
+    let mut problems = Vec::new();
+    let table = match std::fs::read(table_path) {
+        Ok(bytes) => Table::check(&bytes)
+            .map_err(|errors| {
+                problems.extend(errors.iter().map(|error| {
+                    format!("{}:{}: {}", table_path.display(), error.line, error.kind)
+                }))
+            })
+            .ok(),
+        Err(err) => {
+            problems.push(format!("cannot read table {}: {err}", table_path.display()));
+            None
+        }
+    };
+    let key = Key::load(key_path)
+        .map_err(|err| problems.push(format!("{:#}", anyhow::Error::from(err))))
+        .ok();
+    match (table, key) {
+        (Some(table), Some(key)) => Ok((table, key)),
+        _ => Err(problems),
+    }
+}
+
+/// `--check`: what serving would load, or every problem; binds nothing.
+fn check(table_path: &Path, key_path: &Path) -> ExitCode {
+    match load_all(table_path, key_path) {
+        Ok((table, _key)) => {
+            println!(
+                "{}: {} records; {}: key ok",
+                table_path.display(),
+                table.len(),
+                key_path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for problem in problems {
+                eprintln!("{problem}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGHUP: reads both files again and serves them from the next burst on;
+/// a file with a problem leaves the old ones serving.
+fn reload(records: &Records, table_path: &Path, key_path: &Path) {
+    match load_all(table_path, key_path) {
+        Ok((table, key)) => {
+            let count = table.len();
+            records.replace(table, &key);
+            log::info!("reloaded {}: serving {count} records", table_path.display());
+        }
+        Err(problems) => {
+            for problem in problems {
+                log::error!("reload: {problem}");
+            }
+            log::error!("reload failed: still serving the table and key loaded before");
+        }
+    }
 }
 
 /// The whole `tlds1`/`tlds2` program.
