@@ -545,19 +545,16 @@ fn as_allow_limits_who_may_ask_for_digests() {
 fn keys_never_appear_in_logs_errors_or_replies() {
     let dir = scratch_dir("secrets");
     let (key1, key2) = ("SeCrEt-OnE-9f2c", "SeCrEt-TwO-77ab");
-    let system = System::start_with(
-        &read_sample("data/tlds1.tsv"),
-        key1,
-        &read_sample("data/tlds2.tsv"),
-        key2,
-        &dir,
-    );
+    let (table1, table2) = (read_sample("data/tlds1.tsv"), read_sample("data/tlds2.tsv"));
+    // Every program logs all it can (-vv: every request on every hop).
+    let system =
+        System::start_with_all_flags([(&table1, key1), (&table2, key2)], &dir, &["-vv"], &["-vv"]);
     let queries = format!(
         "{key1} a Amazon.org\n{key2} b google.com\n{key1} c missing.example\n\
          {key1} only-two\n{key2} {} x.org\nwrong d Amazon.org\n",
         "c".repeat(300)
     );
-    let run = run_client(&dir, system.auth.port(), &queries, &[]);
+    let run = run_client(&dir, system.auth.port(), &queries, &["-vv"]);
     assert_eq!(run.status.code(), Some(1), "{run:?}");
     let mut peer = Peer::connect(system.auth.addrs[0]);
     for bad in ["", "x", "x y z", "x 00000000000000000000000000000000"] {
@@ -867,7 +864,10 @@ fn a_closed_stdout_never_costs_the_output_file() {
         )
     );
     // Then only the summary.
-    assert!(logged[1].starts_with("INFO client: 3000 queries: "), "{stderr}");
+    assert!(
+        logged[1].starts_with("INFO client: 3000 queries: "),
+        "{stderr}"
+    );
     assert_eq!(logged.len(), 2, "{stderr}");
 }
 
@@ -894,7 +894,11 @@ fn a_full_stdout_never_costs_the_output_file() {
         logged(&stderr)[0].starts_with("WARN client: stdout: No space left on device"),
         "{stderr}"
     );
-    assert_eq!(stderr.lines().count(), 2, "the warning, once, and the summary: {stderr}");
+    assert_eq!(
+        stderr.lines().count(),
+        2,
+        "the warning, once, and the summary: {stderr}"
+    );
 }
 
 #[test]

@@ -237,6 +237,18 @@ impl System {
         dir: &Path,
         tlds_flags: &[&str],
     ) -> System {
+        let tables = [(table1, key1), (table2, key2)];
+        System::start_with_all_flags(tables, dir, tlds_flags, &[])
+    }
+
+    /// The system on `(table, key)` for tlds1 and tlds2, passing
+    /// `tlds_flags` to both TLDS servers and `as_flags` to the AS.
+    pub fn start_with_all_flags(
+        [(table1, key1), (table2, key2)]: [(&str, &str); 2],
+        dir: &Path,
+        tlds_flags: &[&str],
+        as_flags: &[&str],
+    ) -> System {
         let tlds1 = start_tlds("tlds1", dir, "127.0.0.1", table1, key1, tlds_flags);
         let tlds2 = start_tlds("tlds2", dir, "127.0.0.1", table2, key2, tlds_flags);
         let (a1, c1) = tlds1.tlds_ports();
@@ -245,7 +257,7 @@ impl System {
             "127.0.0.1",
             ("127.0.0.1", a1, c1),
             ("127.0.0.1", a2, c2),
-            &[],
+            as_flags,
         );
         System { tlds1, tlds2, auth }
     }
