@@ -117,8 +117,8 @@ impl AuthServer {
                 answer.expect("each TLDS gives one answer per valid request of the burst")
             });
             let verdict = self.reply(digest, &answers, out);
-            let challenge = challenges.next();
             if tracing {
+                let challenge = challenges.next();
                 log::trace!(
                     "client port: {} challenge {}: {verdict}",
                     burst
