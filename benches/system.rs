@@ -97,12 +97,13 @@ fn main() {
     let mut rows = Vec::new();
     {
         let floor = FloorSystem::start();
-        let system = ProjectSystem::start(&dir);
+        let system = ProjectSystem::start(&dir, false);
         one_client_rows(&floor, &system, scale, &mut rows);
+        proof_rows(&system, &ProjectSystem::start(&dir, true), scale, &mut rows);
         many_client_rows(&floor, &system, scale, &mut rows);
     }
     {
-        let system = ProjectSystem::start(&dir);
+        let system = ProjectSystem::start(&dir, false);
         thousand_client_rows(&system, scale, &mut rows);
         client_memory_rows(&system, &dir, scale, &mut rows);
     }
@@ -165,6 +166,35 @@ fn one_client_rows(floor: &FloorSystem, system: &ProjectSystem, scale: usize, ro
             "",
         ));
     }
+}
+
+/// One client at window 1 and at window 1024 with proofs of key on, beside
+/// the same without (in the floor column): one extra line per connection,
+/// none per query, so they should be within noise.
+fn proof_rows(plain: &ProjectSystem, proofs: &ProjectSystem, scale: usize, rows: &mut Vec<Row>) {
+    let (mut plain_w1, mut proof_w1) = (Vec::new(), Vec::new());
+    let (mut plain_wide, mut proof_wide) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        plain_w1.push(plain.run(1, 20_000 / scale));
+        proof_w1.push(proofs.run(1, 20_000 / scale));
+        plain_wide.push(plain.run(1024, 1_000_000 / scale));
+        proof_wide.push(proofs.run(1024, 1_000_000 / scale));
+    }
+    let [plain_w1, proof_w1] = [plain_w1, proof_w1].map(|runs| median_by(runs, Measured::mean_us));
+    let [plain_wide, proof_wide] =
+        [plain_wide, proof_wide].map(|runs| median_by(runs, Measured::rate));
+    rows.push(row(
+        "proofs on (off in floor column), window 1: µs per query",
+        Some(plain_w1.mean_us()),
+        proof_w1.mean_us(),
+        "≈ 1",
+    ));
+    rows.push(row(
+        "proofs on (off in floor column), window 1024: queries/s",
+        Some(plain_wide.rate()),
+        proof_wide.rate(),
+        "≈ 1",
+    ));
 }
 
 /// 64 clients at once, each at window 1, beside 64 floor loops.
@@ -279,12 +309,16 @@ struct ProjectSystem {
     tlds: [Server; 2],
     auth: Server,
     queries: Vec<u8>,
+    proofs: bool,
 }
 
 impl ProjectSystem {
     /// tlds1, tlds2 and the AS, release builds, on loopback.
-    fn start(dir: &Path) -> ProjectSystem {
+    /// With `proofs`, the TLDS servers require a proof of key and the
+    /// client gives one.
+    fn start(dir: &Path, proofs: bool) -> ProjectSystem {
         let records = 1000;
+        let tlds_flags: &[&str] = if proofs { &["--require-proof"] } else { &[] };
         let tlds = [1, 2].map(|n| {
             let table: String = (0..records)
                 .map(|i| format!("host{i:06}.tlds{n}\t10.{n}.{}.{}\tA\n", i / 256, i % 256))
@@ -296,7 +330,7 @@ impl ProjectSystem {
                 "127.0.0.1",
                 &table,
                 &format!("key-{name}\n"),
-                &[],
+                tlds_flags,
             )
         });
         let [(a1, c1), (a2, c2)] = [&tlds[0], &tlds[1]].map(Server::tlds_ports);
@@ -317,6 +351,7 @@ impl ProjectSystem {
             tlds,
             auth,
             queries: queries.into_bytes(),
+            proofs,
         }
     }
 
@@ -359,6 +394,7 @@ impl ProjectSystem {
             as_name: format!("127.0.0.1:{as_port}"),
             window,
             timeout: Duration::from_secs(5),
+            prove: self.proofs,
         };
         let mut latencies = Vec::new();
         let mut last = Instant::now();

@@ -363,6 +363,14 @@ pub trait Respond {
     fn queued(&self) -> usize {
         0
     }
+
+    /// Appends what the server says first, before any request.
+    fn greet(&mut self, _out: &mut Vec<u8>) {}
+
+    /// True once the connection should end after its replies so far.
+    fn refuses_more(&self) -> bool {
+        false
+    }
 }
 
 /// Most replies a [`Respond`] may hold back.
@@ -433,6 +441,7 @@ impl Connection {
             mut writer,
         } = self;
         let mut requests = 0;
+        responder.greet(writer.queue());
         let end = loop {
             if writer.is_full() || responder.queued() >= MAX_QUEUED || !reader.has_buffered_line() {
                 responder.complete(writer.queue());
@@ -448,6 +457,9 @@ impl Connection {
                 Ok(Some(line)) => {
                     requests += 1;
                     responder.respond(line, writer.queue());
+                    if responder.refuses_more() {
+                        break End::Refused;
+                    }
                 }
                 Ok(None) => break End::Closed,
                 Err(FrameError::TooLong) => {
@@ -487,6 +499,8 @@ pub struct Served {
 pub enum End {
     /// The peer closed it (or the server, stopping, closed its input).
     Closed,
+    /// The server would serve no more of it (a failed proof of key).
+    Refused,
     LineTooLong,
     /// Reading failed: the idle timeout, or a reset.
     ReadFailed(io::Error),
@@ -497,6 +511,7 @@ impl fmt::Display for End {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             End::Closed => f.write_str("closed by the peer"),
+            End::Refused => f.write_str("refused"),
             End::LineTooLong => f.write_str("line too long"),
             End::ReadFailed(err) if is_timeout(err) => f.write_str("timed out"),
             End::ReadFailed(err) => write!(f, "read failed: {err}"),

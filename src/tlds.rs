@@ -22,7 +22,10 @@ use crate::connection::Respond;
 use crate::digest::{Key, Signer, sign_many};
 use crate::server::{self, Allow, Gate, Port, Stopper};
 use crate::table::Table;
-use crate::wire::{self, ChallengeRequest, DigestReply, HostReply, HostRequest, WireError};
+use crate::wire::{
+    self, ChallengeRequest, DigestReply, HostReply, HostRequest, ProofGreeting, ProofRequest,
+    WireError,
+};
 
 /// What distinguishes `tlds1` from `tlds2`.
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +60,8 @@ pub struct Config {
     pub name: &'static str,
     /// The table and key, which the caller may replace while serving.
     pub records: Arc<Records>,
+    /// Answer only clients that first prove they hold the key.
+    pub require_proof: bool,
     /// Peers allowed on the AS port; empty means anyone.
     pub as_allow: Vec<IpNet>,
     /// Connections served at once on the client port.
@@ -141,14 +146,41 @@ impl Records {
         }
     }
 
-    /// Client port: the replies to one connection's hostnames.
-    pub fn host_answers(&self, peer: Option<SocketAddr>) -> HostAnswers<'_> {
+    /// Client port: the replies to one connection's hostnames; with
+    /// `require_proof`, only once the client has proved it holds the key.
+    pub fn host_answers(&self, peer: Option<SocketAddr>, require_proof: bool) -> HostAnswers<'_> {
+        let proof = if require_proof {
+            Proof::Awaiting(fresh_nonce())
+        } else {
+            Proof::Open
+        };
         HostAnswers {
             records: self,
             peer,
             snapshot: None,
+            proof,
         }
     }
+}
+
+/// Where a client-port connection stands on proving it holds the key.
+enum Proof {
+    /// No proof is required, or it was given.
+    Open,
+    /// The greeting's nonce, which the proof must sign.
+    Awaiting(String),
+    /// The proof was wrong: the connection ends.
+    Failed,
+}
+
+/// 128 bits from the operating system's random source, as 32 lowercase hex
+/// digits: a nonce no other connection will have had.
+fn fresh_nonce() -> String {
+    let mut bytes = [0u8; 16];
+    // The operating system's random source failing is a broken system; a
+    // nonce from any other source could repeat, so do not go on without it.
+    getrandom::fill(&mut bytes).expect("the operating system gives random bytes");
+    hex::encode(bytes)
 }
 
 /// The client port's [`Respond`]: one hostname in, its record (or not
@@ -157,10 +189,48 @@ pub struct HostAnswers<'r> {
     records: &'r Records,
     peer: Option<SocketAddr>,
     snapshot: Option<Arc<Tlds>>,
+    proof: Proof,
+}
+
+impl HostAnswers<'_> {
+    /// A line before the proof: the proof itself, or `Error: proof required`.
+    fn check_proof(&mut self, nonce: &str, line: &[u8], out: &mut Vec<u8>) {
+        let Ok(ProofRequest(proof)) = ProofRequest::parse(line) else {
+            wire::write_error(out, &"proof required");
+            return;
+        };
+        let expected = self
+            .records
+            .current()
+            .signer
+            .sign(&wire::proof_message(nonce));
+        // Constant time, through the digest crate's comparison.
+        if proof.matches(&expected) {
+            self.proof = Proof::Open;
+        } else {
+            log::warn!("client port: {}: proof failed", Peer(self.peer));
+            wire::write_error(out, &"proof failed");
+            self.proof = Proof::Failed;
+        }
+    }
 }
 
 impl Respond for HostAnswers<'_> {
+    fn greet(&mut self, out: &mut Vec<u8>) {
+        if let Proof::Awaiting(nonce) = &self.proof {
+            ProofGreeting(nonce).write_to(out);
+        }
+    }
+
+    fn refuses_more(&self) -> bool {
+        matches!(self.proof, Proof::Failed)
+    }
+
     fn respond(&mut self, line: &[u8], out: &mut Vec<u8>) {
+        if let Proof::Awaiting(nonce) = &self.proof {
+            let nonce = nonce.clone();
+            return self.check_proof(&nonce, line, out);
+        }
         let from = out.len();
         self.snapshot
             .get_or_insert_with(|| self.records.current())
@@ -278,6 +348,7 @@ pub struct Listeners {
 /// finish what they have read (for at most [`server::GRACE`]).
 pub fn run(config: Config, listeners: Listeners, stopper: &Stopper) -> io::Result<()> {
     let records = config.records;
+    let require_proof = config.require_proof;
     let as_gate = Gate::new(config.max_as_connections, config.idle_timeout);
     let client_gate = Gate::new(config.max_connections, config.idle_timeout);
     let as_port = Port {
@@ -307,7 +378,7 @@ pub fn run(config: Config, listeners: Listeners, stopper: &Stopper) -> io::Resul
             stopper,
             move |connection| {
                 let peer = connection.peer();
-                connection.serve(records.host_answers(peer))
+                connection.serve(records.host_answers(peer, require_proof))
             },
         );
         Ok::<(), io::Error>(())
@@ -406,7 +477,7 @@ mod reload_tests {
             Table::parse(b"a.example 10.0.0.1 A\n").unwrap(),
             &Key::new("k"),
         );
-        let mut answers = records.host_answers(None);
+        let mut answers = records.host_answers(None, false);
         let mut out = Vec::new();
         answers.respond(b"a.example", &mut out);
         records.replace(

@@ -10,6 +10,8 @@
 //! | client → AS        | `<challenge> <digest>`    | `<tlds-host> <tlds-client-port>` / `No Match Found` / `Error: <reason>` |
 //! | AS → TLDS          | `<challenge>`             | `<digest>` / `Error: <reason>`                                     |
 //! | client → TLDS      | `<hostname>`              | `<Hostname> <address> <flag>` / `<hostname> - Error:HOST NOT FOUND` / `Error: <reason>` |
+//! | TLDS → client, first, with `--require-proof` | (none: on connecting) | `PROOF <nonce>` |
+//! | client → TLDS, first, with `--prove` | `PROOF <proof>` | none; `Error: proof failed` and close if wrong |
 
 use std::fmt;
 
@@ -43,6 +45,8 @@ pub enum WireError {
     Digest(DigestError),
     BadPort(String),
     LineTooLong,
+    /// Not a `PROOF <32 hex digits>` line.
+    NotProof,
 }
 
 impl fmt::Display for WireError {
@@ -63,6 +67,7 @@ impl fmt::Display for WireError {
             WireError::Digest(err) => err.fmt(f),
             WireError::BadPort(port) => write!(f, "'{port}' is not a port number"),
             WireError::LineTooLong => f.write_str("line too long"),
+            WireError::NotProof => f.write_str("expected PROOF and 32 hex digits"),
         }
     }
 }
@@ -376,6 +381,64 @@ impl<'a> HostReply<'a> {
             }
             HostReply::Error(reason) => write_error(out, reason),
         }
+    }
+}
+
+const PROOF: &str = "PROOF";
+
+/// What a client signs to prove it holds a TLDS's key, for the `nonce` that
+/// TLDS sent: `authdns proof`, a NUL, then the nonce. A challenge on the wire
+/// can hold no control character, so no challenge sent to a TLDS's AS port
+/// is ever this message: the AS port cannot be made to mint a proof.
+pub fn proof_message(nonce: &str) -> Vec<u8> {
+    let mut message = b"authdns proof\0".to_vec();
+    message.extend_from_slice(nonce.as_bytes());
+    message
+}
+
+/// The `PROOF <32 hex digits>` shape both proof lines share.
+fn proof_field(line: &[u8]) -> Result<&str, WireError> {
+    let [word, value] = fields(text(line)?, "2 fields: PROOF <32 hex digits>")?;
+    if word != PROOF
+        || value.len() != DIGEST_HEX_LEN
+        || !value.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Err(WireError::NotProof);
+    }
+    Ok(value)
+}
+
+/// TLDS → client, the first line on a connection to a TLDS that requires a
+/// proof of key: `PROOF <nonce>`, 32 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProofGreeting<'a>(pub &'a str);
+
+impl<'a> ProofGreeting<'a> {
+    pub fn parse(line: &'a [u8]) -> Result<Self, WireError> {
+        let nonce = proof_field(line)?;
+        if nonce.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(WireError::NotProof);
+        }
+        Ok(ProofGreeting(nonce))
+    }
+
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        push_line(out, &[PROOF, self.0]);
+    }
+}
+
+/// client → TLDS, the first line after a greeting: `PROOF <proof>`, the
+/// HMAC-MD5 of [`proof_message`] under the TLDS's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProofRequest(pub Digest);
+
+impl ProofRequest {
+    pub fn parse(line: &[u8]) -> Result<Self, WireError> {
+        Ok(ProofRequest(Digest::from_hex(proof_field(line)?)?))
+    }
+
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        push_line(out, &[PROOF, self.0.to_hex().as_str()]);
     }
 }
 

@@ -80,6 +80,7 @@ fn tlds(
             Table::parse(format!("{name}.example 10.0.0.1 A\n").as_bytes()).unwrap(),
             &Key::new(key),
         ),
+        require_proof: false,
         as_allow: Vec::new(),
         max_connections: 64,
         max_as_connections: 64,

@@ -9,6 +9,7 @@ use authdns::query;
 use authdns::table::Table;
 use authdns::wire::{
     AuthReply, AuthRequest, ChallengeRequest, DigestReply, HostReply, HostRequest, MAX_LINE,
+    ProofGreeting, ProofRequest, proof_message,
 };
 use proptest::prelude::*;
 
@@ -59,6 +60,8 @@ proptest! {
         let _ = DigestReply::parse(&bytes);
         let _ = HostRequest::parse(&bytes);
         let _ = HostReply::parse(&bytes);
+        let _ = ProofGreeting::parse(&bytes);
+        let _ = ProofRequest::parse(&bytes);
         let _ = query::parse_line(&bytes);
         let mut lines = query::QueryLines::new(&bytes[..]);
         while lines.next_job().unwrap().is_some() {}
@@ -147,6 +150,17 @@ proptest! {
 
         let line = written(|out| HostReply::NotFound(&host).write_to(out));
         prop_assert_eq!(HostReply::parse(&line), Ok(HostReply::NotFound(&host)));
+    }
+
+    #[test]
+    fn proof_messages_round_trip(nonce in any::<[u8; 16]>(), key in any::<Vec<u8>>()) {
+        let nonce = hex::encode(nonce);
+        let line = written(|out| ProofGreeting(&nonce).write_to(out));
+        prop_assert_eq!(ProofGreeting::parse(&line), Ok(ProofGreeting(&nonce)));
+
+        let request = ProofRequest(hmac_md5(&key, &proof_message(&nonce)));
+        let line = written(|out| request.write_to(out));
+        prop_assert_eq!(ProofRequest::parse(&line), Ok(request));
     }
 
     // Lines up to the limit come back as sent, whatever the read sizes; the

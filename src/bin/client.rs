@@ -85,6 +85,11 @@ struct Args {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     window: u32,
 
+    /// Prove the key to each TLDS before asking it (for TLDS servers started
+    /// with --require-proof)
+    #[arg(long)]
+    prove: bool,
+
     /// Seconds to wait for any server to accept a connection or to answer
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = cli::seconds)]
     timeout: Duration,
@@ -247,6 +252,7 @@ fn start() -> Result<ExitCode> {
         as_name,
         window: args.window as usize,
         timeout: args.timeout,
+        prove: args.prove,
     };
     let summary = client::resolve(queries, as_stream, &settings, &mut output)?;
     // The file is committed before the echo is waited for: a reader of

@@ -43,6 +43,8 @@ pub struct Settings {
     pub window: usize,
     /// Bound on connecting to, and waiting for, any server.
     pub timeout: Duration,
+    /// Prove the key to each TLDS (which must require it) before asking.
+    pub prove: bool,
 }
 
 /// What kind of result a query got.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::collector::{Collector, ResultLine, Results};
 use super::replies::{
     AsHeard, PeerError, Route, Unreachable, answer_of, as_connection, failed_line, malformed_line,
-    route_of, server_connection,
+    prove, route_of, server_connection,
 };
 use super::signing::Requests;
 use super::{ClientError, Kind, QueryLines, Settings};
@@ -100,21 +100,21 @@ impl OneAtATime<'_> {
                 return (line, Kind::Failed);
             }
         };
-        match self.ask_tlds(&host, port, hostname) {
+        match self.ask_tlds((&host, port), query) {
             Ok(answer) => answer,
             Err(error) => (failed_line(hostname, &error), Kind::Failed),
         }
     }
 
-    /// Asks the TLDS at `host:port` for `hostname`. A connection that fails
-    /// is dropped; the next query for that TLDS opens a new one.
+    /// Asks the TLDS at `host:port` for the query's hostname. A connection
+    /// that fails is dropped; the next query for that TLDS opens a new one.
     fn ask_tlds(
         &mut self,
-        host: &str,
-        port: u16,
-        hostname: &str,
+        (host, port): (&str, u16),
+        query: &Query<'_>,
     ) -> Result<(String, Kind), Arc<PeerError>> {
-        let at = self.connection_to(host, port)?;
+        let hostname = query.hostname;
+        let at = self.connection_to((host, port), query.key)?;
         let tlds = self
             .tlds
             .get_mut(at)
@@ -132,7 +132,11 @@ impl OneAtATime<'_> {
 
     /// The place in `tlds` of an open connection to `host:port`, opening one
     /// if need be.
-    fn connection_to(&mut self, host: &str, port: u16) -> Result<usize, Arc<PeerError>> {
+    fn connection_to(
+        &mut self,
+        (host, port): (&str, u16),
+        key: &str,
+    ) -> Result<usize, Arc<PeerError>> {
         if let Some(at) = self
             .tlds
             .iter()
@@ -144,7 +148,10 @@ impl OneAtATime<'_> {
         let stream = self
             .unreachable
             .connect(host, port, self.settings.timeout)?;
-        let connection = server_connection(stream, self.settings.timeout);
+        let mut connection = server_connection(stream, self.settings.timeout);
+        if self.settings.prove {
+            prove(&mut connection, key, &name)?;
+        }
         self.tlds.push(TldsConnection {
             host: host.to_owned(),
             port,

@@ -26,7 +26,7 @@ use std::thread::Scope;
 use super::collector::{Collector, ResultLine, Results};
 use super::replies::{
     AsHeard, Peer, PeerError, PeerErrorKind, Route, Unreachable, answer_of, as_connection,
-    failed_line, malformed_line, route_of, server_connection,
+    failed_line, malformed_line, prove, route_of, server_connection,
 };
 use super::signing::Requests;
 use super::{ClientError, Kind, QueryLines, Settings};
@@ -83,35 +83,52 @@ impl Window {
 }
 
 /// Queries written on one hop and waiting for their replies there, in the
-/// order they were written, with their hostnames end to end.
+/// order they were written, with their hostnames (and, when the client
+/// proves its keys, their keys) end to end.
 #[derive(Default)]
 struct Sent {
-    names: String,
-    /// Each query's index and where its hostname ends in `names`.
-    queries: Vec<(usize, usize)>,
+    text: String,
+    /// Each query's index, and where its hostname and its key end in `text`.
+    queries: Vec<(usize, usize, usize)>,
+}
+
+/// One query of a [`Sent`] batch.
+#[derive(Clone, Copy)]
+struct Waiting<'a> {
+    index: usize,
+    hostname: &'a str,
+    /// Empty unless the client proves its keys.
+    key: &'a str,
 }
 
 impl Sent {
-    fn push(&mut self, index: usize, hostname: &str) {
-        self.names.push_str(hostname);
-        self.queries.push((index, self.names.len()));
+    fn push(&mut self, query: Waiting<'_>) {
+        self.text.push_str(query.hostname);
+        let hostname_end = self.text.len();
+        self.text.push_str(query.key);
+        self.queries
+            .push((query.index, hostname_end, self.text.len()));
     }
 
     fn is_empty(&self) -> bool {
         self.queries.is_empty()
     }
 
-    /// Each query's index and hostname, in order.
-    fn iter(&self) -> impl Iterator<Item = (usize, &str)> {
+    /// Each query, in order.
+    fn iter(&self) -> impl Iterator<Item = Waiting<'_>> {
         let mut start = 0;
-        self.queries.iter().map(move |&(index, end)| {
-            let hostname = self
-                .names
-                .get(start..end)
-                .expect("hostnames are kept end to end");
-            start = end;
-            (index, hostname)
-        })
+        self.queries
+            .iter()
+            .map(move |&(index, hostname_end, key_end)| {
+                let text = |range| self.text.get(range).expect("queries are kept end to end");
+                let waiting = Waiting {
+                    index,
+                    hostname: text(start..hostname_end),
+                    key: text(hostname_end..key_end),
+                };
+                start = key_end;
+                waiting
+            })
     }
 }
 
@@ -213,6 +230,7 @@ pub(super) fn resolve<R: BufRead + Send>(
             requests: Requests::default(),
             sent: Sent::default(),
             credits: 0,
+            prove: settings.prove,
         };
         let sender = named("client sender")
             .spawn_scoped(scope, move || sender.run(queries))
@@ -263,6 +281,8 @@ struct AsSender<'w> {
     sent: Sent,
     /// Window slots taken and not yet used.
     credits: usize,
+    /// Whether the router needs each query's key, to prove it to a TLDS.
+    prove: bool,
 }
 
 impl AsSender<'_> {
@@ -289,7 +309,11 @@ impl AsSender<'_> {
                     }
                     self.credits -= 1;
                     self.requests.push(&query);
-                    self.sent.push(index, query.hostname);
+                    self.sent.push(Waiting {
+                        index,
+                        hostname: query.hostname,
+                        key: if self.prove { query.key } else { "" },
+                    });
                     if self.requests.len() >= SEND_BATCH {
                         self.flush();
                     }
@@ -426,8 +450,8 @@ impl Router<'_, '_> {
     /// Routes every query; what ended the run, if the AS never answered.
     fn run(mut self, from_sender: &Receiver<Sent>) -> Option<Arc<PeerError>> {
         while let Some(batch) = next_batch(from_sender, || self.flush_all()) {
-            for (index, hostname) in batch.iter() {
-                self.route(index, hostname);
+            for query in batch.iter() {
+                self.route(query);
             }
         }
         self.flush_all();
@@ -440,7 +464,10 @@ impl Router<'_, '_> {
     }
 
     /// Reads the AS's reply for one query and acts on it.
-    fn route(&mut self, index: usize, hostname: &str) {
+    fn route(&mut self, query: Waiting<'_>) {
+        let Waiting {
+            index, hostname, ..
+        } = query;
         let reader = match &mut self.as_reader {
             Ok(reader) => reader,
             Err(error) => return self.outbox.failed(index, hostname, error),
@@ -454,8 +481,7 @@ impl Router<'_, '_> {
             Ok(Route::Tlds { host, port }) => {
                 self.as_heard.answered();
                 log::trace!("{hostname}: the AS sends it to {host}:{port}");
-                self.tlds
-                    .send(index, hostname, (host, port), &mut self.outbox);
+                self.tlds.send(query, (host, port), &mut self.outbox);
             }
             Ok(Route::Answered { line, kind }) => {
                 self.as_heard.answered();
@@ -487,32 +513,27 @@ impl<'scope, 'env> TldsQueues<'scope, 'env> {
         self.queues.iter_mut().for_each(TldsQueue::flush);
     }
 
-    /// Queues `hostname` for the TLDS at `host:port`.
-    fn send(
-        &mut self,
-        index: usize,
-        hostname: &str,
-        (host, port): (&str, u16),
-        outbox: &mut Outbox<'scope>,
-    ) {
-        match self.queue_for(host, port, outbox) {
+    /// Queues the query's hostname for the TLDS at `host:port`.
+    fn send(&mut self, query: Waiting<'_>, (host, port): (&str, u16), outbox: &mut Outbox<'scope>) {
+        match self.queue_for((host, port), query.key, outbox) {
             Ok(queue) => {
-                HostRequest(hostname).write_to(queue.writer.queue());
-                queue.sent.push(index, hostname);
+                HostRequest(query.hostname).write_to(queue.writer.queue());
+                queue.sent.push(Waiting { key: "", ..query });
                 if queue.writer.is_full() {
                     queue.flush();
                 }
             }
-            Err(error) => outbox.failed(index, hostname, &error),
+            Err(error) => outbox.failed(query.index, query.hostname, &error),
         }
     }
 
     /// The open connection to `host:port`, opening one (and its reader) if
-    /// there is none or the last one broke.
+    /// there is none or the last one broke; `key` proves the client may use
+    /// it, when the client proves its keys.
     fn queue_for(
         &mut self,
-        host: &str,
-        port: u16,
+        (host, port): (&str, u16),
+        key: &str,
         outbox: &Outbox<'scope>,
     ) -> Result<&mut TldsQueue, Arc<PeerError>> {
         let existing = self
@@ -531,23 +552,28 @@ impl<'scope, 'env> TldsQueues<'scope, 'env> {
             // fails them), then drop it: its reader finishes and exits.
             self.queues.swap_remove(at).flush();
         }
-        let queue = self.open(host, port, outbox)?;
+        let queue = self.open((host, port), key, outbox)?;
         self.queues.push(queue);
         Ok(self.queues.last_mut().expect("pushed just now"))
     }
 
-    /// Connects to `host:port` and starts the connection's reader.
+    /// Connects to `host:port`, proves the key if the client does, and
+    /// starts the connection's reader.
     fn open(
         &mut self,
-        host: &str,
-        port: u16,
+        (host, port): (&str, u16),
+        key: &str,
         outbox: &Outbox<'scope>,
     ) -> Result<TldsQueue, Arc<PeerError>> {
         let name = format!("{host}:{port}");
         let stream = self
             .unreachable
             .connect(host, port, self.settings.timeout)?;
-        let (reader, writer) = server_connection(stream, self.settings.timeout).split();
+        let mut connection = server_connection(stream, self.settings.timeout);
+        if self.settings.prove {
+            prove(&mut connection, key, &name)?;
+        }
+        let (reader, writer) = connection.split();
         let (to_reader, queued) = mpsc::channel();
         let broken = Arc::new(AtomicBool::new(false));
         let tlds_reader = TldsReader {
@@ -583,7 +609,10 @@ impl TldsReader<'_> {
     fn run(mut self, queued: &Receiver<Sent>) {
         let mut failure: Option<Arc<PeerError>> = None;
         while let Some(batch) = next_batch(queued, || self.outbox.hand_over()) {
-            for (index, hostname) in batch.iter() {
+            for Waiting {
+                index, hostname, ..
+            } in batch.iter()
+            {
                 if let Some(error) = &failure {
                     self.outbox.failed(index, hostname, error);
                     continue;

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use super::{Kind, Settings};
 use crate::connection::{self, Connection, FrameError, LineClock};
-use crate::wire::{self, AuthReply, HostReply, WireError};
+use crate::digest::Signer;
+use crate::wire::{self, AuthReply, HostReply, ProofGreeting, ProofRequest, WireError};
 
 /// A server the client talks to, by the address it was given.
 #[derive(Debug, Clone)]
@@ -45,6 +46,10 @@ pub enum PeerErrorKind {
     BadReply(WireError),
     /// The connection was never opened.
     NotConnected,
+    /// A TLDS that requires a proof of key, asked without one.
+    ProofRequired,
+    /// A TLDS sent no proof greeting where the client expected one.
+    NoGreeting(FrameError),
     Thread(io::Error),
 }
 
@@ -86,6 +91,15 @@ impl fmt::Display for PeerError {
             PeerErrorKind::Closed => write!(f, "{peer} closed the connection"),
             PeerErrorKind::BadReply(err) => write!(f, "bad reply from {peer}: {err}"),
             PeerErrorKind::NotConnected => write!(f, "no connection to {peer}"),
+            PeerErrorKind::ProofRequired => {
+                write!(f, "{peer} requires a proof of key (use --prove)")
+            }
+            PeerErrorKind::NoGreeting(err) => {
+                write!(
+                    f,
+                    "{peer} sent no proof greeting (does it --require-proof?): {err}"
+                )
+            }
             PeerErrorKind::Thread(err) => write!(f, "cannot start a thread for {peer}: {err}"),
         }
     }
@@ -171,6 +185,10 @@ pub(super) fn answer_of(
 ) -> Result<(String, Kind), Arc<PeerError>> {
     let broken = |kind| PeerError::new(Peer::Tlds(name.to_owned()), kind);
     match read {
+        // A greeting where an answer belongs: the TLDS wants a proof first.
+        Ok(Some(line)) if ProofGreeting::parse(line).is_ok() => {
+            Err(broken(PeerErrorKind::ProofRequired))
+        }
         Ok(Some(line)) => {
             match wire::text(line).and_then(|text| Ok((HostReply::parse_text(text)?, text))) {
                 // A record or a miss is passed on as received.
@@ -185,6 +203,28 @@ pub(super) fn answer_of(
         Ok(None) => Err(broken(PeerErrorKind::Closed)),
         Err(err) => Err(broken(PeerErrorKind::Io(err))),
     }
+}
+
+/// With `--prove`: reads the TLDS's greeting on a new `connection` and
+/// queues the proof of `key` for its nonce, to go out with the first
+/// hostname (no extra round trip).
+pub(super) fn prove(
+    connection: &mut Connection,
+    key: &str,
+    name: &str,
+) -> Result<(), Arc<PeerError>> {
+    let broken = |kind| PeerError::new(Peer::Tlds(name.to_owned()), kind);
+    let nonce = match connection.reader().read_line() {
+        Ok(Some(line)) => match ProofGreeting::parse(line) {
+            Ok(ProofGreeting(nonce)) => nonce.to_owned(),
+            Err(err) => return Err(broken(PeerErrorKind::BadReply(err))),
+        },
+        Ok(None) => return Err(broken(PeerErrorKind::Closed)),
+        Err(err) => return Err(broken(PeerErrorKind::NoGreeting(err))),
+    };
+    let proof = Signer::new(key.as_bytes()).sign(&wire::proof_message(&nonce));
+    ProofRequest(proof).write_to(connection.writer().queue());
+    Ok(())
 }
 
 /// TLDS addresses that could not be connected to in this run, and why. They

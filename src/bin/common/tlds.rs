@@ -68,6 +68,12 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = cli::seconds)]
     pub idle_timeout: Duration,
 
+    /// Answer only clients that first prove they hold this server's key: each
+    /// client-port connection begins with `PROOF <nonce>` from the server, and
+    /// the client's `PROOF <HMAC-MD5(key, "authdns proof" NUL nonce)>`
+    #[arg(long)]
+    pub require_proof: bool,
+
     /// Load and check the table and the key as serving would, print what was
     /// loaded (or every problem, as path:line: reason), and exit; binds nothing
     #[arg(long)]
@@ -138,6 +144,7 @@ fn start(defaults: &Defaults) -> Result<ExitCode> {
     let config = Config {
         name: defaults.name,
         records: Arc::clone(&records),
+        require_proof: args.require_proof,
         as_allow: args.as_allow,
         max_connections: args.max_connections as usize,
         max_as_connections: args.max_as_connections as usize,
