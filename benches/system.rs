@@ -399,25 +399,27 @@ impl ProjectSystem {
         let mut latencies = Vec::new();
         let mut last = Instant::now();
         let started = last;
-        let mut wrong = 0;
         // Latency is only meaningful (and only worth its clock reads) when
         // one query is in flight at a time.
         let timed = window == 1;
-        let mut record = |line: &str| {
+        let mut record = |_line: &str| {
             if timed {
                 let now = Instant::now();
                 latencies.push(now - last);
                 last = now;
             }
-            wrong += usize::from(line.contains("Error"));
             Ok(())
         };
         let queries = QueryLines::new(Cursor::new(input));
         let summary = client::resolve(queries, Some(stream), &settings, &mut record)
             .expect("the benchmark's client run");
         let elapsed = started.elapsed();
-        assert_eq!(summary.failed, 0, "failed queries in the benchmark");
-        assert_eq!(wrong, 0, "unexpected answers in the benchmark");
+        // Every query of the benchmark is a hit: the client's own count of
+        // records found says whether each was.
+        assert_eq!(
+            summary.found, summary.queries,
+            "every query is a hit: {summary}"
+        );
         Measured {
             queries: summary.queries,
             elapsed,
