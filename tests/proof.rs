@@ -141,16 +141,6 @@ fn the_as_port_cannot_mint_a_proof() {
     }
 }
 
-const SAMPLE_RESULTS: [&str; 7] = [
-    "Amazon.org 94.5.6.7 A",
-    "google.com 142.250.80.46 A",
-    "Amazon.org 94.5.6.7 A",
-    "Wikipedia.org 208.80.154.224 A",
-    "nothinghere.com - Error:HOST NOT FOUND",
-    "google.com - Error:HOST NOT FOUND",
-    "Amazon.org - Error:No Match Found",
-];
-
 // With --require-proof on both TLDS and --prove on the client, the sample
 // run's output is the default mode's; without --prove, each query routed
 // to a TLDS says it needs a proof, and the client exits 1.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::collector::{Collector, ResultLine, Results};
 use super::replies::{
     AsHeard, PeerError, Route, Unreachable, answer_of, as_connection, failed_line, malformed_line,
-    prove, route_of, server_connection,
+    route_of,
 };
 use super::signing::Requests;
 use super::{ClientError, Kind, QueryLines, Settings};
@@ -145,13 +145,9 @@ impl OneAtATime<'_> {
             return Ok(at);
         }
         let name = format!("{host}:{port}");
-        let stream = self
+        let connection = self
             .unreachable
-            .connect(host, port, self.settings.timeout)?;
-        let mut connection = server_connection(stream, self.settings.timeout);
-        if self.settings.prove {
-            prove(&mut connection, key, &name)?;
-        }
+            .open_tlds((host, port), key, self.settings)?;
         self.tlds.push(TldsConnection {
             host: host.to_owned(),
             port,

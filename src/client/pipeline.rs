@@ -26,7 +26,7 @@ use std::thread::Scope;
 use super::collector::{Collector, ResultLine, Results};
 use super::replies::{
     AsHeard, Peer, PeerError, PeerErrorKind, Route, Unreachable, answer_of, as_connection,
-    failed_line, malformed_line, prove, route_of, server_connection,
+    failed_line, malformed_line, route_of,
 };
 use super::signing::Requests;
 use super::{ClientError, Kind, QueryLines, Settings};
@@ -566,14 +566,10 @@ impl<'scope, 'env> TldsQueues<'scope, 'env> {
         outbox: &Outbox<'scope>,
     ) -> Result<TldsQueue, Arc<PeerError>> {
         let name = format!("{host}:{port}");
-        let stream = self
+        let (reader, writer) = self
             .unreachable
-            .connect(host, port, self.settings.timeout)?;
-        let mut connection = server_connection(stream, self.settings.timeout);
-        if self.settings.prove {
-            prove(&mut connection, key, &name)?;
-        }
-        let (reader, writer) = connection.split();
+            .open_tlds((host, port), key, self.settings)?
+            .split();
         let (to_reader, queued) = mpsc::channel();
         let broken = Arc::new(AtomicBool::new(false));
         let tlds_reader = TldsReader {

@@ -233,6 +233,23 @@ pub(super) fn prove(
 pub(super) struct Unreachable(Vec<(String, u16, Arc<PeerError>)>);
 
 impl Unreachable {
+    /// A connection to the TLDS at `host:port`, ready for hostnames: each
+    /// reply limited to the timeout, and `key` proved first if the client
+    /// proves its keys.
+    pub fn open_tlds(
+        &mut self,
+        (host, port): (&str, u16),
+        key: &str,
+        settings: &Settings,
+    ) -> Result<Connection, Arc<PeerError>> {
+        let stream = self.connect(host, port, settings.timeout)?;
+        let mut connection = server_connection(stream, settings.timeout);
+        if settings.prove {
+            prove(&mut connection, key, &format!("{host}:{port}"))?;
+        }
+        Ok(connection)
+    }
+
     /// Connects to the TLDS at `host:port`, unless it already failed once.
     pub fn connect(
         &mut self,

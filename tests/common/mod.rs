@@ -480,3 +480,22 @@ pub fn logged(stderr: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// What the client gives for the sample queries (`data/hns.txt`) on the
+/// sample tables and keys, line by line.
+pub const SAMPLE_RESULTS: [&str; 7] = [
+    // a hit on tlds1
+    "Amazon.org 94.5.6.7 A",
+    // a hit on tlds2
+    "google.com 142.250.80.46 A",
+    // mixed case: the table's own spelling comes back
+    "Amazon.org 94.5.6.7 A",
+    // mixed case and a trailing dot, on tlds2
+    "Wikipedia.org 208.80.154.224 A",
+    // a miss
+    "nothinghere.com - Error:HOST NOT FOUND",
+    // exists only on tlds2, but the key is tlds1's
+    "google.com - Error:HOST NOT FOUND",
+    // a key that matches neither TLDS
+    "Amazon.org - Error:No Match Found",
+];
