@@ -12,7 +12,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::link::{LinkError, LinkErrorKind, TldsPeer};
+use super::peer::{LinkError, LinkErrorKind, TldsPeer};
 use crate::connection::{self, Connection, LineClock};
 use crate::wire::ChallengeRequest;
 

@@ -14,130 +14,15 @@
 //! it is down, bursts for it fail at once.
 
 use std::collections::VecDeque;
-use std::fmt;
-use std::io::{self, Write};
-use std::net::SocketAddr;
+use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::health::{Health, PeerHealth};
+use super::peer::{Answer, LinkError, LinkErrorKind, TldsPeer};
 use crate::connection::{self, FrameError, LineClock, LineReader, Socket};
-use crate::digest::Digest;
-use crate::wire::{AuthReply, DigestReply, WireError};
-
-/// One TLDS as the AS knows it.
-#[derive(Debug, Clone)]
-pub struct TldsPeer {
-    /// `tlds1` or `tlds2`, for error messages.
-    pub name: &'static str,
-    pub host: String,
-    pub as_port: u16,
-    pub client_port: u16,
-    /// `host:as_port`, resolved at start.
-    pub as_addrs: Vec<SocketAddr>,
-    /// The reply that sends a client here, formatted once.
-    reply: Vec<u8>,
-}
-
-impl TldsPeer {
-    pub fn new(
-        name: &'static str,
-        host: String,
-        as_port: u16,
-        client_port: u16,
-        as_addrs: Vec<SocketAddr>,
-    ) -> TldsPeer {
-        let mut reply = Vec::new();
-        AuthReply::Tlds {
-            host: &host,
-            port: client_port,
-        }
-        .write_to(&mut reply);
-        TldsPeer {
-            name,
-            host,
-            as_port,
-            client_port,
-            as_addrs,
-            reply,
-        }
-    }
-
-    /// `tlds1 at host:port`, as errors and the start-up line name it.
-    pub fn describe(&self) -> String {
-        format!("{} at {}:{}", self.name, self.host, self.as_port)
-    }
-
-    /// The `<host> <port>` line that sends a client to this TLDS.
-    pub fn route_reply(&self) -> &[u8] {
-        &self.reply
-    }
-}
-
-/// Why a TLDS gave no digest for a challenge.
-#[derive(Debug)]
-pub struct LinkError {
-    /// The TLDS, as [`TldsPeer::describe`] names it.
-    pub peer: Arc<str>,
-    pub kind: LinkErrorKind,
-}
-
-#[derive(Debug)]
-pub enum LinkErrorKind {
-    Connect(io::Error),
-    Write(io::Error),
-    Read(FrameError),
-    Closed,
-    BadReply(WireError),
-    /// A line arrived when no challenge was waiting for one.
-    Unasked,
-    /// The TLDS answered this challenge with `Error: <reason>`.
-    Refused(String),
-    /// The TLDS is marked down, for this earlier failure.
-    Down(Arc<LinkError>),
-}
-
-impl LinkErrorKind {
-    /// Failures after which waiting on the TLDS again is pointless until it
-    /// has been seen to answer: a close is not one (it is how an idle
-    /// connection ends, and a reconnection tells more).
-    fn means_down(&self) -> bool {
-        match self {
-            LinkErrorKind::Read(err) => err.is_timeout(),
-            LinkErrorKind::Connect(_) | LinkErrorKind::BadReply(_) | LinkErrorKind::Unasked => true,
-            _ => false,
-        }
-    }
-}
-
-/// What happened, without naming the TLDS (`LinkError` names it).
-impl fmt::Display for LinkErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LinkErrorKind::Connect(err) | LinkErrorKind::Write(err) => {
-                write!(f, "unreachable: {err}")
-            }
-            LinkErrorKind::Read(err) => write!(f, "unreachable: {err}"),
-            LinkErrorKind::Closed => f.write_str("closed the connection"),
-            LinkErrorKind::BadReply(err) => write!(f, "sent a bad reply: {err}"),
-            LinkErrorKind::Unasked => f.write_str("sent an answer nobody asked for"),
-            LinkErrorKind::Refused(reason) => write!(f, "answered: {reason}"),
-            LinkErrorKind::Down(why) => write!(f, "is down: {}", why.kind),
-        }
-    }
-}
-
-impl fmt::Display for LinkError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.peer, self.kind)
-    }
-}
-
-impl std::error::Error for LinkError {}
-
-/// A TLDS's answer to one challenge.
-pub type Answer = Result<Digest, Arc<LinkError>>;
+use crate::wire::DigestReply;
 
 /// A burst written on a link, to be passed to [`SharedLink::wait`].
 #[derive(Debug, Clone, Copy)]

@@ -14,6 +14,7 @@
 
 pub mod health;
 pub mod link;
+pub mod peer;
 
 use std::io;
 use std::net::TcpListener;
@@ -26,7 +27,8 @@ use crate::server::{self, Allow, Gate, Port, Stopper};
 use crate::wire::{self, AuthReply, AuthRequest, ChallengeRequest, WireError};
 
 pub use health::Health;
-pub use link::{Answer, LinkError, SharedLink, TldsLinks, TldsPeer};
+pub use link::{SharedLink, TldsLinks};
+pub use peer::{Answer, LinkError, LinkErrorKind, TldsPeer};
 
 /// Everything the AS serves with.
 #[derive(Debug, Clone)]
