@@ -80,7 +80,7 @@ impl Echo {
     }
 
     /// Hands the lines so far to the writer, waiting only while more than
-    /// [`MAX_HELD`] bytes are already held for it.
+    /// `MAX_HELD` (16 MiB) are already held for it.
     pub fn flush(&mut self) {
         if self.pending.is_empty() {
             return;
