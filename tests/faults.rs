@@ -992,6 +992,21 @@ fn only_the_frozen_tlds_failed(run: &ClientRun, tlds2: &Server) -> usize {
     failed
 }
 
+/// The sample system, and what a batch of 20,000 `alternating` queries
+/// costs it with both TLDS healthy, on this machine now (a debug build,
+/// sharing the cores with other tests): the yardstick for a fault's cost.
+fn system_and_healthy_batch(dir: &std::path::Path, window: &str) -> (System, ClientRun) {
+    let system = System::start_samples(dir);
+    let healthy = run_client(
+        dir,
+        system.auth.port(),
+        &alternating(20_000),
+        &["--window", window],
+    );
+    assert!(healthy.status.success(), "window {window}: {healthy:?}");
+    (system, healthy)
+}
+
 // A TLDS that accepts and never answers (SIGSTOP) costs only the queries
 // that needed it, once: with default flags the AS times it out after 2 s,
 // marks it down and answers the rest at once; after SIGCONT its probe is
@@ -1000,16 +1015,7 @@ fn only_the_frozen_tlds_failed(run: &ClientRun, tlds2: &Server) -> usize {
 fn a_frozen_tlds_costs_only_its_own_queries_once() {
     for window in ["1", "4096"] {
         let dir = scratch_dir("frozen");
-        let system = System::start_samples(&dir);
-        // What the same batch costs with both TLDS healthy, on this machine
-        // now (a debug build, sharing the cores with other tests).
-        let healthy = run_client(
-            &dir,
-            system.auth.port(),
-            &alternating(20_000),
-            &["--window", window],
-        );
-        assert!(healthy.status.success(), "window {window}");
+        let (system, healthy) = system_and_healthy_batch(&dir, window);
         system.tlds2.signal("STOP");
         let run = run_client(
             &dir,
@@ -1055,14 +1061,7 @@ fn a_frozen_tlds_costs_only_its_own_queries_once() {
 fn a_tlds_frozen_mid_batch_costs_only_its_own_queries() {
     for window in ["1", "4096"] {
         let dir = scratch_dir("frozen-mid");
-        let system = System::start_samples(&dir);
-        let healthy = run_client(
-            &dir,
-            system.auth.port(),
-            &alternating(20_000),
-            &["--window", window],
-        );
-        assert!(healthy.status.success(), "window {window}");
+        let (system, healthy) = system_and_healthy_batch(&dir, window);
         let input = write_file(&dir, "q.txt", &alternating(20_000));
         let output = dir.join("RESOLVED.txt");
         let args = client_args("127.0.0.1", system.auth.port(), &input, &output);
