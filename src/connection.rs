@@ -74,12 +74,6 @@ pub trait ReadTimeout {
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
 }
 
-impl ReadTimeout for TcpStream {
-    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        TcpStream::set_read_timeout(self, timeout)
-    }
-}
-
 impl ReadTimeout for Socket {
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         self.0.set_read_timeout(timeout)
@@ -121,7 +115,9 @@ impl<R: Read> LineReader<R> {
         }
     }
 
-    /// The time it takes to read one line, if that is what failed.
+    /// Before each read from the socket: fixes the line's deadline (see
+    /// [`LineClock`]), fails it once passed, and shortens the socket's read
+    /// timeout to what is left of it.
     fn before_reading(&mut self) -> Result<(), FrameError> {
         let partial = self.end > self.start;
         let Some(patience) = &mut self.patience else {
@@ -343,10 +339,6 @@ impl Writer {
     pub fn close(&self) {
         let _ = self.stream.shutdown(Shutdown::Both);
     }
-
-    pub fn stream(&self) -> &Socket {
-        &self.stream
-    }
 }
 
 /// How a connection served by [`Connection::serve`] answers its requests.
@@ -481,8 +473,22 @@ impl Connection {
     }
 
     /// Who is at the other end, for log lines.
-    pub fn peer(&self) -> Option<std::net::SocketAddr> {
-        self.writer.stream.peer_addr().ok()
+    pub fn peer(&self) -> PeerAddr {
+        PeerAddr(self.writer.stream.peer_addr().ok())
+    }
+}
+
+/// A connection's peer as log lines name it: its address, or `a peer` when
+/// the socket no longer knows it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PeerAddr(pub Option<SocketAddr>);
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(addr) => addr.fmt(f),
+            None => f.write_str("a peer"),
+        }
     }
 }
 

@@ -101,11 +101,6 @@ impl Gate {
         })
     }
 
-    /// Connections open right now.
-    pub fn open_connections(&self) -> usize {
-        lock(&self.open).len()
-    }
-
     fn try_enter(self: &Arc<Self>, socket: &Socket) -> Option<Permit> {
         let mut open = lock(&self.open);
         if open.len() >= self.max_connections {

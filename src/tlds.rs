@@ -11,14 +11,14 @@
 //! table or the new one, never a mix.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::sync::{Arc, RwLock};
 use std::thread;
 use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::connection::Respond;
+use crate::connection::{PeerAddr, Respond};
 use crate::digest::{Key, Signer, sign_many};
 use crate::server::{self, Allow, Gate, Port, Stopper};
 use crate::table::Table;
@@ -88,10 +88,6 @@ impl Tlds {
         }
     }
 
-    pub fn records(&self) -> usize {
-        self.table.len()
-    }
-
     /// Client port: one hostname in, its record (or not found) out.
     pub fn answer_hostname(&self, line: &[u8], out: &mut Vec<u8>) {
         match HostRequest::parse(line) {
@@ -137,7 +133,7 @@ impl Records {
     }
 
     /// AS port: the replies to one connection's challenges.
-    pub fn challenge_replies(&self, peer: Option<SocketAddr>) -> ChallengeReplies<'_> {
+    pub fn challenge_replies(&self, peer: PeerAddr) -> ChallengeReplies<'_> {
         ChallengeReplies {
             records: self,
             peer,
@@ -148,7 +144,7 @@ impl Records {
 
     /// Client port: the replies to one connection's hostnames; with
     /// `require_proof`, only once the client has proved it holds the key.
-    pub fn host_answers(&self, peer: Option<SocketAddr>, require_proof: bool) -> HostAnswers<'_> {
+    pub fn host_answers(&self, peer: PeerAddr, require_proof: bool) -> HostAnswers<'_> {
         let proof = if require_proof {
             Proof::Awaiting(fresh_nonce())
         } else {
@@ -187,7 +183,7 @@ fn fresh_nonce() -> String {
 /// found) out, every request of a burst from the same [`Tlds`].
 pub struct HostAnswers<'r> {
     records: &'r Records,
-    peer: Option<SocketAddr>,
+    peer: PeerAddr,
     snapshot: Option<Arc<Tlds>>,
     proof: Proof,
 }
@@ -208,7 +204,7 @@ impl HostAnswers<'_> {
         if proof.matches(&expected) {
             self.proof = Proof::Open;
         } else {
-            log::warn!("client port: {}: proof failed", Peer(self.peer));
+            log::warn!("client port: {}: proof failed", self.peer);
             wire::write_error(out, &"proof failed");
             self.proof = Proof::Failed;
         }
@@ -239,7 +235,7 @@ impl Respond for HostAnswers<'_> {
             let reply = out.get(from..).unwrap_or_default();
             log::trace!(
                 "client port: {} asked {}: {}",
-                Peer(self.peer),
+                self.peer,
                 String::from_utf8_lossy(line),
                 String::from_utf8_lossy(reply).trim_end()
             );
@@ -252,25 +248,13 @@ impl Respond for HostAnswers<'_> {
     }
 }
 
-/// A peer's address in log lines.
-struct Peer(Option<SocketAddr>);
-
-impl std::fmt::Display for Peer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(addr) => addr.fmt(f),
-            None => f.write_str("a peer"),
-        }
-    }
-}
-
 /// The AS port's [`Respond`]: one challenge in, its digest (or an error)
 /// out. Challenges are queued as they arrive and a whole burst is signed when
 /// its replies are about to be written, so that [`sign_many`] can sign eight
 /// side by side.
 pub struct ChallengeReplies<'r> {
     records: &'r Records,
-    peer: Option<SocketAddr>,
+    peer: PeerAddr,
     /// The queued challenges' bytes, end to end.
     challenges: Vec<u8>,
     /// Each queued request in order: where its challenge ends in
@@ -311,7 +295,7 @@ impl Respond for ChallengeReplies<'_> {
             for (_, challenge) in &work {
                 log::trace!(
                     "AS port: {} challenge {}: signed",
-                    Peer(self.peer),
+                    self.peer,
                     String::from_utf8_lossy(challenge)
                 );
             }
@@ -404,7 +388,7 @@ mod tests {
 
     /// The replies to `lines` sent in one burst.
     fn replies_to(tlds: &Records, lines: &[&[u8]]) -> Vec<String> {
-        let mut replies = tlds.challenge_replies(None);
+        let mut replies = tlds.challenge_replies(PeerAddr::default());
         let text = reply(|out| {
             for line in lines {
                 replies.respond(line, out);
@@ -477,7 +461,7 @@ mod reload_tests {
             Table::parse(b"a.example 10.0.0.1 A\n").unwrap(),
             &Key::new("k"),
         );
-        let mut answers = records.host_answers(None, false);
+        let mut answers = records.host_answers(PeerAddr::default(), false);
         let mut out = Vec::new();
         answers.respond(b"a.example", &mut out);
         records.replace(

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use super::health::{Health, PeerHealth};
 use super::peer::{Answer, LinkError, LinkErrorKind, TldsPeer};
-use crate::connection::{self, FrameError, LineClock, LineReader, Socket};
+use crate::connection::{self, LineClock, LineReader, Socket};
 use crate::wire::DigestReply;
 
 /// A burst written on a link, to be passed to [`SharedLink::wait`].
@@ -296,12 +296,7 @@ impl SharedLink {
             None => state.reader = Some(reader),
             Some(kind) => {
                 let _ = reader.get_ref().shutdown(std::net::Shutdown::Both);
-                // A timeout is a TLDS too slow to ask again; a close is
-                // what an idle connection's end looks like.
-                let closed = matches!(
-                    &kind,
-                    LinkErrorKind::Closed | LinkErrorKind::Read(FrameError::Io(_))
-                ) && !matches!(&kind, LinkErrorKind::Read(err) if err.is_timeout());
+                let closed = kind.is_close();
                 let error = self.error(kind);
                 self.fail(&mut state, generation, &error, closed);
             }

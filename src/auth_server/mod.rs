@@ -21,7 +21,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Condvar};
 use std::time::Duration;
 
-use crate::connection::{Connection, Respond, Served};
+use crate::connection::{Connection, PeerAddr, Respond, Served};
 use crate::digest::Digest;
 use crate::server::{self, Allow, Gate, Port, Stopper};
 use crate::wire::{self, AuthReply, AuthRequest, ChallengeRequest, WireError};
@@ -123,9 +123,7 @@ impl AuthServer {
                 let challenge = challenges.next();
                 log::trace!(
                     "client port: {} challenge {}: {verdict}",
-                    burst
-                        .peer
-                        .map_or_else(|| "a peer".to_owned(), |peer| peer.to_string()),
+                    burst.peer,
                     String::from_utf8_lossy(challenge.unwrap_or_default()),
                 );
             }
@@ -228,7 +226,7 @@ pub fn run(config: Config, listener: TcpListener, stopper: &Stopper) -> io::Resu
 #[derive(Default)]
 struct Burst {
     /// Who asks, for the log.
-    peer: Option<std::net::SocketAddr>,
+    peer: PeerAddr,
     items: Vec<Item>,
     /// The valid requests' challenges, one per line, ready to forward.
     challenges: Vec<u8>,

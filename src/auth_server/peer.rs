@@ -93,6 +93,17 @@ impl LinkErrorKind {
             _ => false,
         }
     }
+
+    /// The connection ended, closed or reset, rather than timing out: what
+    /// the end of a connection the TLDS closed while idle looks like, so a
+    /// burst it had not answered is worth sending once more.
+    pub fn is_close(&self) -> bool {
+        match self {
+            LinkErrorKind::Closed => true,
+            LinkErrorKind::Read(err @ FrameError::Io(_)) => !err.is_timeout(),
+            _ => false,
+        }
+    }
 }
 
 /// What happened, without naming the TLDS (`LinkError` names it).
