@@ -422,6 +422,12 @@ impl<'a> ProofGreeting<'a> {
         Ok(ProofGreeting(nonce))
     }
 
+    /// Whether `line` is a greeting. A client asks this of every reply, so
+    /// it looks at the first field before parsing: a greeting's is `PROOF`.
+    pub fn is_greeting(line: &[u8]) -> bool {
+        line.trim_ascii_start().starts_with(PROOF.as_bytes()) && ProofGreeting::parse(line).is_ok()
+    }
+
     pub fn write_to(&self, out: &mut Vec<u8>) {
         push_line(out, &[PROOF, self.0]);
     }

@@ -153,10 +153,27 @@ proptest! {
     }
 
     #[test]
+    fn is_greeting_is_exactly_a_greeting_that_parses(
+        space in "[ \t]{0,2}",
+        word in prop_oneof!["PROOF", "PROOFS", "PROO", "proof"],
+        gap in "[ \t]{0,2}",
+        nonce in "[0-9a-fA-F]{30,33}",
+        tail in "[ \t]{0,2}",
+    ) {
+        let line = format!("{space}{word}{gap}{nonce}{tail}");
+        prop_assert_eq!(
+            ProofGreeting::is_greeting(line.as_bytes()),
+            ProofGreeting::parse(line.as_bytes()).is_ok(),
+            "{:?}", line
+        );
+    }
+
+    #[test]
     fn proof_messages_round_trip(nonce in any::<[u8; 16]>(), key in any::<Vec<u8>>()) {
         let nonce = hex::encode(nonce);
         let line = written(|out| ProofGreeting(&nonce).write_to(out));
         prop_assert_eq!(ProofGreeting::parse(&line), Ok(ProofGreeting(&nonce)));
+        prop_assert!(ProofGreeting::is_greeting(&line));
 
         let request = ProofRequest(hmac_md5(&key, &proof_message(&nonce)));
         let line = written(|out| request.write_to(out));

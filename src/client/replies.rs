@@ -186,7 +186,7 @@ pub(super) fn answer_of(
     let broken = |kind| PeerError::new(Peer::Tlds(name.to_owned()), kind);
     match read {
         // A greeting where an answer belongs: the TLDS wants a proof first.
-        Ok(Some(line)) if ProofGreeting::parse(line).is_ok() => {
+        Ok(Some(line)) if ProofGreeting::is_greeting(line) => {
             Err(broken(PeerErrorKind::ProofRequired))
         }
         Ok(Some(line)) => {

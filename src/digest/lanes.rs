@@ -1,16 +1,21 @@
-//! Eight MD5 block compressions side by side.
+//! Sixteen MD5 block compressions side by side.
 //!
 //! One MD5 compression is a chain of 64 dependent steps, so a single one
 //! leaves most of the processor idle: this machine compresses a block in
-//! about 100 ns however it is written. Eight independent blocks, each step
-//! done for all eight at once on `[u32; 8]` lanes (which the compiler turns
-//! into vector instructions, baseline SSE2 included), take about 30 ns per
-//! block. Servers sign hundreds of challenges per burst, so they can use it.
+//! about 100 ns however it is written. Sixteen independent blocks, each step
+//! done for all sixteen at once on `[u32; 16]` lanes, let the compiler use
+//! vector instructions throughout. Baseline x86-64 has only SSE2 (four lanes
+//! per instruction, and rotation takes three), so the same code is also
+//! compiled for AVX2 and for AVX-512 (sixteen lanes per instruction, and a
+//! rotate instruction of its own) and the widest the processor has is
+//! chosen at run time: about 12 ns per block with AVX-512 on this machine,
+//! against about 30 with SSE2. Servers sign hundreds of challenges per
+//! burst, so they can use it.
 //!
 //! The steps are RFC 1321's; `md-5`'s compression is the reference the
 //! tests compare against.
 
-pub const LANES: usize = 8;
+pub const LANES: usize = 16;
 
 /// Per-step additive constants (RFC 1321, section 3.4).
 const K: [u32; 64] = [
@@ -140,17 +145,59 @@ impl Word {
 /// loop defeats it).
 pub type States = [[u32; LANES]; 4];
 
-/// Compresses `blocks[i]` into lane `i` of `state`, for every lane.
-pub fn compress(state: &mut States, blocks: &[[u8; 64]; LANES]) {
-    // Transpose: word w of every lane's block, side by side.
-    let mut message = [Word::splat(0); 16];
+/// Message blocks, word-major like [`States`]: `message[w][i]` is word `w`
+/// (little-endian) of lane `i`'s block.
+pub type Blocks = [[u32; LANES]; 16];
+
+/// Word-major blocks from sixteen blocks of bytes.
+pub fn transpose(blocks: &[[u8; 64]; LANES]) -> Blocks {
+    let mut message = [[0u32; LANES]; 16];
     for (lane, block) in blocks.iter().enumerate() {
         for (word, bytes) in message.iter_mut().zip(block.as_chunks::<4>().0) {
-            if let Some(slot) = word.0.get_mut(lane) {
+            if let Some(slot) = word.get_mut(lane) {
                 *slot = u32::from_le_bytes(*bytes);
             }
         }
     }
+    message
+}
+
+/// Compresses lane `i` of `message` into lane `i` of `state`, for every
+/// lane, with the widest vector instructions this processor has.
+pub fn compress(state: &mut States, message: &Blocks) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // Both checks read a flag std caches after the first call.
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the processor has just been found to support AVX-512F,
+            // the one feature this function is compiled for.
+            return unsafe { compress_avx512(state, message) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: as above, for AVX2.
+            return unsafe { compress_avx2(state, message) };
+        }
+    }
+    compress_portable(state, message);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn compress_avx512(state: &mut States, message: &Blocks) {
+    compress_portable(state, message);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn compress_avx2(state: &mut States, message: &Blocks) {
+    compress_portable(state, message);
+}
+
+/// [`compress`] in plain Rust, inlined into each of the variants above so
+/// that each is compiled for its own instruction set.
+#[inline(always)]
+fn compress_portable(state: &mut States, message: &Blocks) {
+    let message = message.map(Word);
     let start = state.map(Word);
     let [mut a, mut b, mut c, mut d] = start;
     for step in 0..64 {
@@ -179,7 +226,7 @@ pub fn lane(state: &States, lane: usize) -> [u32; 4] {
     state.map(|word| *word.get(lane).expect("lane is below LANES"))
 }
 
-/// Word-major states from eight ordinary ones.
+/// Word-major states from sixteen ordinary ones.
 pub fn gather(states: [[u32; 4]; LANES]) -> States {
     std::array::from_fn(|word| {
         states.map(|state| *state.get(word).expect("an MD5 state has 4 words"))
@@ -202,10 +249,24 @@ mod tests {
             for (state, block) in expected.iter_mut().zip(&blocks) {
                 md5::block_api::compress(state, std::slice::from_ref(block));
             }
+            // The variant this processor runs, and the plain one every
+            // processor can run.
             let mut side_by_side = gather(states);
-            compress(&mut side_by_side, &blocks);
-            let states: [[u32; 4]; LANES] = std::array::from_fn(|i| lane(&side_by_side, i));
-            assert_eq!(states, expected, "seed {seed}");
+            compress(&mut side_by_side, &transpose(&blocks));
+            let mut portable = gather(states);
+            compress_portable(&mut portable, &transpose(&blocks));
+            let mut variants = vec![(side_by_side, "dispatched"), (portable, "portable")];
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                let mut avx2 = gather(states);
+                // SAFETY: the processor has just been found to support AVX2.
+                unsafe { compress_avx2(&mut avx2, &transpose(&blocks)) };
+                variants.push((avx2, "avx2"));
+            }
+            for (variant, name) in variants {
+                let states: [[u32; 4]; LANES] = std::array::from_fn(|i| lane(&variant, i));
+                assert_eq!(states, expected, "{name}, seed {seed}");
+            }
         }
     }
 }
