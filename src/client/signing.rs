@@ -35,10 +35,6 @@ impl Requests {
         self.queued.push((signer, self.challenges.len()));
     }
 
-    pub fn len(&self) -> usize {
-        self.queued.len()
-    }
-
     /// Signs every queued request and appends it to `out`, in order.
     pub fn write_to(&mut self, out: &mut Vec<u8>) {
         let mut start = 0;
