@@ -8,10 +8,8 @@
 //! matching byte set and nothing else, exact (no false hits), so masks can be
 //! combined with `|`, `&` and `!` and counted with `count_ones`.
 
-/// One in every byte: times a byte, that byte in every place.
-pub const ONES: u64 = 0x0101_0101_0101_0101;
-/// The high bit of every byte: a mask that matches every byte.
-pub const HIGHS: u64 = 0x8080_8080_8080_8080;
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
 const LOWS: u64 = 0x7f7f_7f7f_7f7f_7f7f;
 
 /// The bytes of `word` equal to `byte`.

@@ -143,7 +143,7 @@ pub fn resolve<R: BufRead + Send>(
     queries: QueryLines<R>,
     as_stream: Option<TcpStream>,
     settings: &Settings,
-    results: &mut impl Results,
+    results: &mut (impl Results + Send),
 ) -> Result<Summary, ClientError> {
     let mut collector = Collector::new(results);
     if settings.window <= 1 {

@@ -6,7 +6,8 @@
 //! 2. the *router* reads the AS's replies in order and writes each hostname
 //!    to the TLDS the AS named (connecting on first use);
 //! 3. one *reader* per TLDS connection reads that TLDS's replies in order;
-//! 4. the *collector* (the calling thread) puts results back in input order.
+//! 4. the *collector* puts results back in input order: each stage hands
+//!    its finished results in itself, under a lock.
 //!
 //! Each stage hands the next a batch of the queries it has sent ([`Sent`]),
 //! which is how replies are paired with queries and how, when a peer fails,
@@ -136,17 +137,36 @@ impl Sent {
     }
 }
 
+/// Where every stage hands its finished results: the collector, shared.
+/// A stage stores its batch itself, under the lock, rather than sending it
+/// to a thread of the collector's own: that would cost a wake-up per batch.
+type Finished<'w> = &'w Mutex<dyn HandIn + Send + 'w>;
+
+/// The collector, as the stages see it.
+trait HandIn {
+    /// Stores a batch of results, leaving it empty.
+    fn hand_in(&mut self, batch: &mut Vec<ResultLine>);
+}
+
+impl<R: Results> HandIn for &mut Collector<'_, R> {
+    fn hand_in(&mut self, batch: &mut Vec<ResultLine>) {
+        self.store(batch.drain(..));
+        // The stage handing in is about to wait: a good moment to flush.
+        self.idle();
+    }
+}
+
 /// The results one stage has finished, handed to the collector in batches.
 /// Handing over a batch gives its queries' window slots back.
 struct Outbox<'w> {
     results: Vec<ResultLine>,
     slots: usize,
-    collector: Sender<Vec<ResultLine>>,
+    collector: Finished<'w>,
     window: &'w Window,
 }
 
 impl<'w> Outbox<'w> {
-    fn new(collector: Sender<Vec<ResultLine>>, window: &'w Window) -> Self {
+    fn new(collector: Finished<'w>, window: &'w Window) -> Self {
         Outbox {
             results: Vec::new(),
             slots: 0,
@@ -157,7 +177,7 @@ impl<'w> Outbox<'w> {
 
     /// Another outbox to the same collector, for another stage.
     fn another(&self) -> Outbox<'w> {
-        Outbox::new(self.collector.clone(), self.window)
+        Outbox::new(self.collector, self.window)
     }
 
     fn answered(&mut self, index: usize, line: String, kind: Kind) {
@@ -181,9 +201,10 @@ impl<'w> Outbox<'w> {
     fn hand_over(&mut self) {
         self.window.give_back(std::mem::take(&mut self.slots));
         if !self.results.is_empty() {
-            // The collector outlives every stage, so this cannot fail; if it
-            // ever did, the collector reports the missing lines itself.
-            let _ = self.collector.send(std::mem::take(&mut self.results));
+            self.collector
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .hand_in(&mut self.results);
         }
     }
 }
@@ -213,10 +234,9 @@ pub(super) fn resolve<R: BufRead + Send>(
     queries: QueryLines<R>,
     as_stream: Option<TcpStream>,
     settings: &Settings,
-    collector: &mut Collector<'_, impl Results>,
+    collector: &mut Collector<'_, impl Results + Send>,
 ) -> Result<(), ClientError> {
     let window = Window::new(settings.window.max(1));
-    let (results_tx, results_rx) = mpsc::channel::<Vec<ResultLine>>();
     let (sent_tx, sent_rx) = mpsc::channel::<Sent>();
     let (as_reader, as_writer) = match as_connection(as_stream, settings) {
         Ok(connection) => {
@@ -225,8 +245,9 @@ pub(super) fn resolve<R: BufRead + Send>(
         }
         Err(error) => (Err(error), None),
     };
-    std::thread::scope(|scope| {
-        let outbox = Outbox::new(results_tx, &window);
+    let shared = Mutex::new(collector);
+    let jobs = std::thread::scope(|scope| {
+        let outbox = Outbox::new(&shared, &window);
         let sender = AsSender {
             writer: as_writer,
             to_router: sent_tx,
@@ -256,22 +277,23 @@ pub(super) fn resolve<R: BufRead + Send>(
         let router = named("client router")
             .spawn_scoped(scope, move || router.run(&sent_rx))
             .map_err(ClientError::Thread)?;
-        while let Some(batch) = next_batch(&results_rx, || collector.idle()) {
-            collector.store(batch);
-        }
         let never_answered = router
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         if let Some(error) = never_answered {
             return Err(ClientError::AsNeverAnswered(error));
         }
-        let jobs = sender
+        sender
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            .map_err(ClientError::Input)?;
-        collector.finish(jobs);
-        Ok(())
-    })
+            .map_err(ClientError::Input)
+        // The scope ends once every reader has handed in its last results.
+    })?;
+    shared
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .finish(jobs);
+    Ok(())
 }
 
 /// Stage 1: reads, signs and sends each query to the AS.
