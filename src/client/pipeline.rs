@@ -43,21 +43,33 @@ const SEND_BATCH: usize = 1024;
 /// than once per query.
 struct Window {
     size: usize,
-    free: Mutex<usize>,
+    slots: Mutex<Slots>,
     freed: Condvar,
+}
+
+struct Slots {
+    free: usize,
+    /// How many free slots the sender is asleep waiting for; 0 while it is
+    /// not. Giving slots back wakes it only once that many are free: a
+    /// wake-up is a system call, and waking it to find too few would cost
+    /// it a second sleep as well.
+    awaited: usize,
 }
 
 impl Window {
     fn new(size: usize) -> Window {
         Window {
             size,
-            free: Mutex::new(size),
+            slots: Mutex::new(Slots {
+                free: size,
+                awaited: 0,
+            }),
             freed: Condvar::new(),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, usize> {
-        self.free
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.slots
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -65,19 +77,28 @@ impl Window {
     /// Waits until at least `wanted` slots are free (at most the window's
     /// size), then takes every free slot.
     fn take(&self, wanted: usize) -> usize {
-        let mut free = self.lock();
-        while *free < wanted.clamp(1, self.size) {
-            free = self
+        let wanted = wanted.clamp(1, self.size);
+        let mut slots = self.lock();
+        while slots.free < wanted {
+            slots.awaited = wanted;
+            slots = self
                 .freed
-                .wait(free)
+                .wait(slots)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
-        std::mem::take(&mut *free)
+        slots.awaited = 0;
+        std::mem::take(&mut slots.free)
     }
 
-    fn give_back(&self, slots: usize) {
-        if slots > 0 {
-            *self.lock() += slots;
+    fn give_back(&self, returned: usize) {
+        if returned == 0 {
+            return;
+        }
+        let mut slots = self.lock();
+        slots.free += returned;
+        if slots.awaited > 0 && slots.free >= slots.awaited {
+            slots.awaited = 0;
+            drop(slots);
             self.freed.notify_one();
         }
     }
