@@ -63,7 +63,8 @@ pub struct LineReader<R> {
     start: usize,
     /// End of the bytes read so far.
     end: usize,
-    /// Bytes in `start..scanned` are known to hold no newline.
+    /// Bytes in `start..scanned` are known to hold no newline (and
+    /// `scanned`, if below `end`, may be the first newline).
     scanned: usize,
     /// How long one line may take, if that is limited.
     patience: Option<Patience<R>>,
@@ -188,7 +189,12 @@ impl<R: Read> LineReader<R> {
     fn find_newline(&mut self) -> Option<usize> {
         let pending = self.buf.get(self.scanned..self.end)?;
         match scan::find_byte(b'\n', pending) {
-            Some(offset) => Some(self.scanned + offset),
+            Some(offset) => {
+                // Servers ask whether a line is buffered before reading it:
+                // the second look starts at the newline the first one found.
+                self.scanned += offset;
+                Some(self.scanned)
+            }
             None => {
                 self.scanned = self.end;
                 None

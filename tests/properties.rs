@@ -192,6 +192,7 @@ proptest! {
             0..30,
         ),
         piece in 1usize..5000,
+        asks in any::<u32>(),
     ) {
         let mut data = Vec::new();
         for line in &lines {
@@ -199,7 +200,12 @@ proptest! {
             data.extend_from_slice(b"\r\n");
         }
         let mut reader = LineReader::new(Chunks { data: &data, piece });
-        for line in &lines {
+        for (i, line) in lines.iter().enumerate() {
+            // Servers ask whether a line is buffered before reading it; the
+            // answer must not change what is read.
+            if (asks >> (i % 32)) & 1 == 1 {
+                reader.has_buffered_line();
+            }
             if line.len() > MAX_LINE {
                 prop_assert!(matches!(reader.read_line(), Err(FrameError::TooLong)));
                 return Ok(());
