@@ -202,6 +202,50 @@ impl<R: Read> LineReader<R> {
         }
     }
 
+    /// The next line answers a request sent at `sent_at`: with
+    /// [`LineReader::limit_each_line`], it is due within the limit of then
+    /// rather than of when it is first awaited.
+    pub fn reply_due(&mut self, sent_at: Instant) {
+        if let Some(patience) = &mut self.patience {
+            patience.deadline = Some(sent_at + patience.limit);
+        }
+    }
+
+    /// Waits until the peer sends more bytes, keeping them for the next
+    /// [`LineReader::read_line`]; `false` once it has closed (or the buffer
+    /// is full). For a thread with nothing to read yet that knows its next
+    /// work arrives as the peer's next bytes: it sleeps on the socket
+    /// instead of being woken once by a queue and then again by the socket.
+    pub fn wait_for_more(&mut self) -> io::Result<bool> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            self.scanned = 0;
+        } else if self.end == self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.scanned -= self.start;
+            self.start = 0;
+        }
+        let Some(space) = self
+            .buf
+            .get_mut(self.end..)
+            .filter(|space| !space.is_empty())
+        else {
+            return Ok(false);
+        };
+        loop {
+            match self.inner.read(space) {
+                Ok(read) => {
+                    self.end += read;
+                    return Ok(read > 0);
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
     /// The next line without its `\n` (or `\r\n`). `Ok(None)` is a clean end
     /// of stream; an unterminated last line is returned as a line.
     pub fn read_line(&mut self) -> Result<Option<&[u8]>, FrameError> {
@@ -344,6 +388,13 @@ impl Writer {
     /// Closes both directions, so a thread reading the other half wakes up.
     pub fn close(&self) {
         let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    /// Says nothing more will be sent: the peer answers what it has read,
+    /// then closes, which is how the thread reading the other half learns
+    /// that no more answers are coming.
+    pub fn finish(&self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
     }
 }
 

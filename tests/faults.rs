@@ -1241,3 +1241,141 @@ fn a_request_must_be_whole_within_the_idle_timeout_of_its_first_byte() {
         assert!(closed < Duration::from_millis(2500), "{closed:?}");
     }
 }
+
+/// Runs the client with `--input -`, writing each line to its stdin after
+/// its pause; returns the run and when the last line was written.
+fn run_paced_client(args: &[String], lines: &[(Duration, &str)]) -> (ClientRun, Instant) {
+    let started = Instant::now();
+    let mut child = Running(
+        std::process::Command::new(bin("client"))
+            .args(args)
+            .args(["--input", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn client"),
+    );
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.0.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.0.stderr.take().unwrap()));
+    let mut stdin = child.0.stdin.take().unwrap();
+    let mut last_written = Instant::now();
+    for (pause, line) in lines {
+        thread::sleep(*pause);
+        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        last_written = Instant::now();
+    }
+    drop(stdin);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < PATIENCE, "the client did not finish");
+        thread::sleep(Duration::from_millis(5));
+    };
+    let run = ClientRun {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+        output: None,
+        elapsed: started.elapsed(),
+    };
+    (run, last_written)
+}
+
+/// A stand-in server that answers each line it reads with `answer(n, line)`
+/// (n counts from 0), and hangs (holding the connection, reading nothing
+/// more) once that gives `None`.
+fn scripted_server(answer: fn(usize, &str) -> Option<String>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            thread::spawn(move || {
+                stream.set_read_timeout(Some(PATIENCE)).unwrap();
+                let mut writer = stream.try_clone().unwrap();
+                for (n, line) in BufReader::new(stream).lines().enumerate() {
+                    let Ok(line) = line else { return };
+                    let Some(reply) = answer(n, &line) else {
+                        // Hung: holds the connection, reads and says nothing.
+                        thread::sleep(PATIENCE);
+                        return;
+                    };
+                    if writer.write_all(format!("{reply}\n").as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+// A pipelining client whose stage had nothing to wait for sleeps on the
+// socket the replies come from. If the peer then goes silent, the request's
+// reply is still due --timeout after the request was sent, not --timeout
+// after that sleep ended: a silent peer costs one timeout, not nearly two.
+#[test]
+fn a_peer_silent_after_an_idle_wait_costs_one_timeout_from_the_request() {
+    let timeout = Duration::from_secs(2);
+    let idle = Duration::from_secs(1);
+    // Most a silent peer may cost, counted from the request: one timeout
+    // and some slack; the time of the idle wait on top would exceed it.
+    let bound = timeout + idle / 2;
+    let dir = scratch_dir("idle-then-silent");
+    let output = dir.join("RESOLVED.txt");
+    let args_for = |as_port: u16| {
+        let mut args = client_args("127.0.0.1", as_port, &dir.join("unused"), &output);
+        args.drain(4..6); // no --input: run_paced_client gives `--input -`
+        args.extend(["--timeout", "2", "--window", "16"].map(str::to_owned));
+        args
+    };
+
+    // The AS: the router waits on it before the first query is even read.
+    let (silent, _held) = silent_server();
+    let (run, written) = run_paced_client(&args_for(silent.port()), &[(idle, "k c one.example")]);
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert!(run.stderr.contains("timed out"), "{run:?}");
+    assert!(
+        written.elapsed() < bound,
+        "the AS cost {:?}",
+        written.elapsed()
+    );
+
+    // A TLDS: it answers the first hostname, so its reader waits on it for
+    // the second, which it never answers.
+    static TLDS_PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+    let tlds = scripted_server(|n, line| (n == 0).then(|| format!("{line} 10.0.0.1 A")));
+    TLDS_PORT.set(tlds).unwrap();
+    let auth = scripted_server(|_, _| Some(format!("127.0.0.1 {}", TLDS_PORT.get().unwrap())));
+    let (run, written) = run_paced_client(
+        &args_for(auth),
+        &[
+            (Duration::ZERO, "k c one.example"),
+            (idle, "k c two.example"),
+        ],
+    );
+    let text = std::fs::read_to_string(&output).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.first(), Some(&"one.example 10.0.0.1 A"), "{run:?}");
+    assert!(
+        lines.get(1).is_some_and(
+            |line| line.starts_with("two.example - Error:") && line.contains("timed out")
+        ),
+        "{lines:?}"
+    );
+    assert!(
+        written.elapsed() < bound,
+        "the TLDS cost {:?}",
+        written.elapsed()
+    );
+}

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::Scope;
+use std::time::Instant;
 
 use super::collector::{Collector, ResultLine, Results};
 use super::replies::{
@@ -112,6 +113,8 @@ struct Sent {
     text: String,
     /// Each query's index, and where its hostname and its key end in `text`.
     queries: Vec<(usize, usize, usize)>,
+    /// When the batch's requests were handed to the socket.
+    written_at: Option<Instant>,
 }
 
 /// One query of a [`Sent`] batch.
@@ -244,6 +247,44 @@ fn next_batch<T>(queue: &Receiver<T>, before_waiting: impl FnOnce()) -> Option<T
     }
 }
 
+/// The next batch from `queue`, as [`next_batch`], but sleeping on the
+/// socket its replies come from rather than on the queue: a batch is queued
+/// before its requests are written, so once their replies start to arrive
+/// the batch is there, and the stage is woken once (by the replies) instead
+/// of twice (by the queue, then by the replies).
+fn next_batch_by_replies(
+    queue: &Receiver<Sent>,
+    replies: &mut LineReader<Socket>,
+    before_waiting: impl FnOnce(),
+) -> Option<Sent> {
+    match queue.try_recv() {
+        Ok(batch) => return Some(batch),
+        Err(TryRecvError::Disconnected) => return None,
+        Err(TryRecvError::Empty) => {}
+    }
+    before_waiting();
+    let mut silent = false;
+    if !replies.has_buffered_line() {
+        match replies.wait_for_more() {
+            Ok(true) => {
+                if let Ok(batch) = queue.try_recv() {
+                    return Some(batch);
+                }
+            }
+            Ok(false) => {}
+            Err(_) => silent = true,
+        }
+    }
+    // Closed, timed out, or sent something unasked: the queue decides.
+    let batch = queue.recv().ok()?;
+    if silent && let Some(written_at) = batch.written_at {
+        // The peer has said nothing since before this batch was written:
+        // its first reply is due a timeout after that, not after now.
+        replies.reply_due(written_at);
+    }
+    Some(batch)
+}
+
 /// A thread builder with a name, which shows in debuggers, profilers and
 /// panic messages.
 fn named(name: &str) -> std::thread::Builder {
@@ -357,17 +398,16 @@ impl AsSender<'_> {
             }
             self.credits -= count;
             self.send();
-            match more {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(err) => {
-                    self.outbox.window.give_back(self.credits);
-                    return Err(err);
+            if !matches!(more, Ok(true)) {
+                self.outbox.window.give_back(self.credits);
+                if let Some(writer) = &self.writer {
+                    // The AS answers what it has, then closes: the
+                    // router's cue that nothing more is coming.
+                    writer.finish();
                 }
+                return more.map(|_| index);
             }
         }
-        self.outbox.window.give_back(self.credits);
-        Ok(index)
     }
 
     /// Reads up to `burst` queries and signs them into the AS writer's
@@ -420,6 +460,7 @@ impl AsSender<'_> {
         if !self.ready.is_empty() {
             // The router outlives this stage; were it gone, the collector
             // would report these queries as lost.
+            self.ready.written_at = Some(Instant::now());
             let _ = self.to_router.send(std::mem::take(&mut self.ready));
         }
         if let Some(writer) = &mut self.writer
@@ -505,6 +546,7 @@ impl TldsQueue {
         }
         // The reader outlives the queue; were it gone, the collector would
         // report these queries as lost.
+        self.sent.written_at = Some(Instant::now());
         let _ = self.to_reader.send(std::mem::take(&mut self.sent));
         if self.writer.flush().is_err() {
             // The reader fails whatever is queued once the socket is shut.
@@ -530,12 +572,25 @@ struct Router<'scope, 'env> {
 impl Router<'_, '_> {
     /// Routes every query; what ended the run, if the AS never answered.
     fn run(mut self, from_sender: &Receiver<Sent>) -> Option<Arc<PeerError>> {
-        while let Some(batch) = next_batch(from_sender, || self.flush_all()) {
+        loop {
+            let batch = match &mut self.as_reader {
+                Ok(reader) => {
+                    let tlds = &mut self.tlds;
+                    let outbox = &mut self.outbox;
+                    next_batch_by_replies(from_sender, reader, || {
+                        tlds.flush_all();
+                        outbox.hand_over();
+                    })
+                }
+                Err(_) => next_batch(from_sender, || self.flush_all()),
+            };
+            let Some(batch) = batch else { break };
             for query in batch.iter() {
                 self.route(query);
             }
         }
         self.flush_all();
+        self.tlds.finish_all();
         self.fatal
     }
 
@@ -592,6 +647,12 @@ struct TldsQueues<'scope, 'env> {
 impl<'scope, 'env> TldsQueues<'scope, 'env> {
     fn flush_all(&mut self) {
         self.queues.iter_mut().for_each(TldsQueue::flush);
+    }
+
+    /// Every hostname has been sent: each TLDS answers what it has and
+    /// closes, which ends its reader.
+    fn finish_all(&mut self) {
+        self.queues.iter().for_each(|queue| queue.writer.finish());
     }
 
     /// Queues the query's hostname for the TLDS at `host:port`.
@@ -685,7 +746,13 @@ struct TldsReader<'w> {
 impl TldsReader<'_> {
     fn run(mut self, queued: &Receiver<Sent>) {
         let mut failure: Option<Arc<PeerError>> = None;
-        while let Some(batch) = next_batch(queued, || self.outbox.hand_over()) {
+        loop {
+            let outbox = &mut self.outbox;
+            let Some(batch) =
+                next_batch_by_replies(queued, &mut self.reader, || outbox.hand_over())
+            else {
+                break;
+            };
             for Waiting {
                 index, hostname, ..
             } in batch.iter()
