@@ -346,25 +346,34 @@ const PAYS_SIDE_BY_SIDE: usize = 6;
 
 /// [`Signer::sign`] for sixteen challenges of at most [`ONE_BLOCK`] bytes.
 fn sign_side_by_side(work: &[(&Signer, &[u8]); lanes::LANES]) -> [Digest; lanes::LANES] {
-    let mut inner = lanes::gather(work.map(|(signer, _)| signer.inner));
-    let blocks = work.map(|(_, challenge)| final_block(challenge, BLOCK + challenge.len()));
-    lanes::compress(&mut inner, &lanes::transpose(&blocks));
+    // Built in place, lane by lane: the arrays here are a kilobyte each,
+    // and copying them about costs as much as a compression.
+    let mut message: lanes::Blocks = [[0; lanes::LANES]; 16];
+    let mut inner: lanes::States = [[0; lanes::LANES]; 4];
+    let mut outer: lanes::States = [[0; lanes::LANES]; 4];
+    for (lane, (signer, challenge)) in work.iter().enumerate() {
+        lanes::set_lane(
+            &mut message,
+            lane,
+            &final_block(challenge, BLOCK + challenge.len()),
+        );
+        lanes::set_state(&mut inner, lane, signer.inner);
+        lanes::set_state(&mut outer, lane, signer.outer);
+    }
+    lanes::compress(&mut inner, &message);
     // The outer hash's one block is the inner digest padded: the inner
     // state's four words (a digest is its state's words, little-endian, as
     // a block's words are), the 0x80 marker, zeros, and the length in bits.
-    let mut outer_block = [[0u32; lanes::LANES]; 16];
     let length_bits = ((BLOCK + DIGEST_LEN) * 8) as u32;
-    for (word, value) in outer_block
-        .iter_mut()
-        .zip(inner.into_iter().chain([[0x80; lanes::LANES]]))
-    {
-        *word = value;
+    for (at, word) in message.iter_mut().enumerate() {
+        *word = match at {
+            0..4 => *inner.get(at).expect("an MD5 state has 4 words"),
+            4 => [0x80; lanes::LANES],
+            14 => [length_bits; lanes::LANES],
+            _ => [0; lanes::LANES],
+        };
     }
-    if let Some(length) = outer_block.get_mut(14) {
-        *length = [length_bits; lanes::LANES];
-    }
-    let mut outer = lanes::gather(work.map(|(signer, _)| signer.outer));
-    lanes::compress(&mut outer, &outer_block);
+    lanes::compress(&mut outer, &message);
     std::array::from_fn(|i| Digest(digest_of(lanes::lane(&outer, i))))
 }
 

@@ -149,17 +149,13 @@ pub type States = [[u32; LANES]; 4];
 /// (little-endian) of lane `i`'s block.
 pub type Blocks = [[u32; LANES]; 16];
 
-/// Word-major blocks from sixteen blocks of bytes.
-pub fn transpose(blocks: &[[u8; 64]; LANES]) -> Blocks {
-    let mut message = [[0u32; LANES]; 16];
-    for (lane, block) in blocks.iter().enumerate() {
-        for (word, bytes) in message.iter_mut().zip(block.as_chunks::<4>().0) {
-            if let Some(slot) = word.get_mut(lane) {
-                *slot = u32::from_le_bytes(*bytes);
-            }
+/// Puts `block` into lane `lane` of `message`, word by word.
+pub fn set_lane(message: &mut Blocks, lane: usize, block: &[u8; 64]) {
+    for (word, bytes) in message.iter_mut().zip(block.as_chunks::<4>().0) {
+        if let Some(slot) = word.get_mut(lane) {
+            *slot = u32::from_le_bytes(*bytes);
         }
     }
-    message
 }
 
 /// Compresses lane `i` of `message` into lane `i` of `state`, for every
@@ -197,7 +193,6 @@ fn compress_avx2(state: &mut States, message: &Blocks) {
 /// that each is compiled for its own instruction set.
 #[inline(always)]
 fn compress_portable(state: &mut States, message: &Blocks) {
-    let message = message.map(Word);
     let start = state.map(Word);
     let [mut a, mut b, mut c, mut d] = start;
     for step in 0..64 {
@@ -211,7 +206,7 @@ fn compress_portable(state: &mut States, message: &Blocks) {
         let next = a
             .add(mixed)
             .add(Word::splat(*K.get(step).expect("MD5 has 64 constants")))
-            .add(*message.get(index).expect("a block has 16 words"))
+            .add(Word(*message.get(index).expect("a block has 16 words")))
             .rotate_left(*rotate.expect("4 rounds of 4 rotations"))
             .add(b);
         (a, b, c, d) = (d, next, b, c);
@@ -226,16 +221,27 @@ pub fn lane(state: &States, lane: usize) -> [u32; 4] {
     state.map(|word| *word.get(lane).expect("lane is below LANES"))
 }
 
-/// Word-major states from sixteen ordinary ones.
-pub fn gather(states: [[u32; 4]; LANES]) -> States {
-    std::array::from_fn(|word| {
-        states.map(|state| *state.get(word).expect("an MD5 state has 4 words"))
-    })
+/// Puts an ordinary MD5 state into lane `lane` of `states`.
+pub fn set_state(states: &mut States, lane: usize, state: [u32; 4]) {
+    for (word, value) in states.iter_mut().zip(state) {
+        if let Some(slot) = word.get_mut(lane) {
+            *slot = value;
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Word-major states from sixteen ordinary ones.
+    fn gather(states: [[u32; 4]; LANES]) -> States {
+        let mut gathered = [[0; LANES]; 4];
+        for (lane, state) in states.into_iter().enumerate() {
+            set_state(&mut gathered, lane, state);
+        }
+        gathered
+    }
 
     #[test]
     fn agrees_with_md5_block_by_block() {
@@ -251,16 +257,20 @@ mod tests {
             }
             // The variant this processor runs, and the plain one every
             // processor can run.
+            let mut message = [[0u32; LANES]; 16];
+            for (lane, block) in blocks.iter().enumerate() {
+                set_lane(&mut message, lane, block);
+            }
             let mut side_by_side = gather(states);
-            compress(&mut side_by_side, &transpose(&blocks));
+            compress(&mut side_by_side, &message);
             let mut portable = gather(states);
-            compress_portable(&mut portable, &transpose(&blocks));
+            compress_portable(&mut portable, &message);
             let mut variants = vec![(side_by_side, "dispatched"), (portable, "portable")];
             #[cfg(target_arch = "x86_64")]
             if std::arch::is_x86_feature_detected!("avx2") {
                 let mut avx2 = gather(states);
                 // SAFETY: the processor has just been found to support AVX2.
-                unsafe { compress_avx2(&mut avx2, &transpose(&blocks)) };
+                unsafe { compress_avx2(&mut avx2, &message) };
                 variants.push((avx2, "avx2"));
             }
             for (variant, name) in variants {
