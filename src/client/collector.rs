@@ -23,19 +23,52 @@ impl<F: FnMut(&str) -> io::Result<()>> Results for F {
     }
 }
 
-/// A query's finished result line, and what kind of result it is.
-#[derive(Debug)]
-pub(super) struct ResultLine {
-    /// The query's place among the file's queries and malformed lines.
-    pub index: usize,
-    pub line: String,
-    pub kind: Kind,
+/// Finished result lines, end to end in one string with each one's query
+/// and kind beside: a batch of results costs no allocation per line, and
+/// its string is reused from batch to batch.
+#[derive(Debug, Default)]
+pub(super) struct ResultLines {
+    text: String,
+    /// Each line's query (its place among the file's queries and malformed
+    /// lines), where it ends in `text`, and its kind.
+    lines: Vec<(usize, usize, Kind)>,
+}
+
+impl ResultLines {
+    pub fn push(&mut self, index: usize, line: &str, kind: Kind) {
+        self.text.push_str(line);
+        self.lines.push((index, self.text.len(), kind));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.lines.clear();
+    }
+
+    /// Each line's query, text and kind, in the order pushed.
+    fn iter(&self) -> impl Iterator<Item = (usize, &str, Kind)> {
+        let mut start = 0;
+        self.lines.iter().map(move |&(index, end, kind)| {
+            let line = self
+                .text
+                .get(start..end)
+                .expect("lines are kept end to end");
+            start = end;
+            (index, line, kind)
+        })
+    }
 }
 
 pub(super) struct Collector<'r, R> {
     results: &'r mut R,
-    /// Results that arrived before an earlier one, for queries `next..`.
-    waiting: VecDeque<Option<ResultLine>>,
+    /// For queries `next..`: where the text of a result that arrived before
+    /// an earlier one's lies in `held`, and its kind.
+    waiting: VecDeque<Option<(usize, usize, Kind)>>,
+    held: String,
     /// Index of the next result to give out.
     next: usize,
     summary: Summary,
@@ -43,44 +76,100 @@ pub(super) struct Collector<'r, R> {
     error: Option<io::Error>,
 }
 
+/// Held text past which it is compacted, if most of it was given out.
+const COMPACT_AT: usize = 1 << 20;
+
 impl<'r, R: Results> Collector<'r, R> {
     pub fn new(results: &'r mut R) -> Self {
         Collector {
             results,
             waiting: VecDeque::new(),
+            held: String::new(),
             next: 0,
             summary: Summary::default(),
             error: None,
         }
     }
 
-    pub fn store(&mut self, batch: impl IntoIterator<Item = ResultLine>) {
-        for result in batch {
-            let Some(offset) = result.index.checked_sub(self.next) else {
-                continue;
-            };
-            if offset >= self.waiting.len() {
-                self.waiting.resize_with(offset + 1, || None);
+    /// Gives out every result of `batch` whose turn has come, and holds the
+    /// rest (copying their text) until it has.
+    pub fn store(&mut self, batch: &ResultLines) {
+        for (index, line, kind) in batch.iter() {
+            match index.checked_sub(self.next) {
+                // Already given out: cannot happen, and must not repeat.
+                None => {}
+                Some(0) => {
+                    self.emit(index, line, kind);
+                    self.next += 1;
+                    self.waiting.pop_front();
+                    self.give_out_held();
+                }
+                Some(offset) => self.hold(offset, line, kind),
             }
-            if let Some(slot) = self.waiting.get_mut(offset) {
-                *slot = Some(result);
-            }
-        }
-        while let Some(Some(_)) = self.waiting.front() {
-            if let Some(Some(result)) = self.waiting.pop_front() {
-                self.emit(&result);
-            }
-            self.next += 1;
         }
     }
 
-    fn emit(&mut self, result: &ResultLine) {
-        self.summary.count(result.kind);
+    fn hold(&mut self, offset: usize, line: &str, kind: Kind) {
+        if offset >= self.waiting.len() {
+            self.waiting.resize_with(offset + 1, || None);
+        }
+        let start = self.held.len();
+        self.held.push_str(line);
+        if let Some(slot) = self.waiting.get_mut(offset) {
+            *slot = Some((start, self.held.len(), kind));
+        }
+    }
+
+    /// Gives out the held results whose turn has come.
+    fn give_out_held(&mut self) {
+        while let Some(Some((start, end, kind))) = self.waiting.front().copied() {
+            self.waiting.pop_front();
+            let held = std::mem::take(&mut self.held);
+            let line = held
+                .get(start..end)
+                .expect("held lines lie in the held text");
+            self.emit(self.next, line, kind);
+            self.held = held;
+            self.next += 1;
+        }
+        if self.waiting.is_empty() {
+            self.held.clear();
+        } else if self.held.len() > COMPACT_AT {
+            self.compact();
+        }
+    }
+
+    /// Drops the text of results already given out, if that is most of it.
+    fn compact(&mut self) {
+        let live: usize = self
+            .waiting
+            .iter()
+            .flatten()
+            .map(|(start, end, _)| end - start)
+            .sum();
+        if live * 2 > self.held.len() {
+            return;
+        }
+        let mut kept = String::with_capacity(live * 2);
+        for (start, end, _) in self.waiting.iter_mut().flatten() {
+            let line = self
+                .held
+                .get(*start..*end)
+                .expect("held lines lie in the held text");
+            *start = kept.len();
+            kept.push_str(line);
+            *end = kept.len();
+        }
+        self.held = kept;
+    }
+
+    fn emit(&mut self, index: usize, line: &str, kind: Kind) {
+        self.summary.count(kind);
         if log::log_enabled!(log::Level::Trace) {
-            log::trace!("result {}: {}", result.index + 1, result.line);
+            log::trace!("result {}: {}", index + 1, line);
         }
         if self.error.is_none()
-            && let Err(err) = self.results.line(&result.line)
+            && let Err(err) = self.results.line(line)
         {
             self.error = Some(err);
         }
@@ -99,16 +188,20 @@ impl<'r, R: Results> Collector<'r, R> {
     pub fn finish(&mut self, total: usize) {
         while self.next < total {
             let index = self.next;
-            let result = self
-                .waiting
-                .pop_front()
-                .flatten()
-                .unwrap_or_else(|| ResultLine {
-                    index,
-                    line: format!("Error: query {} got no result (internal error)", index + 1),
-                    kind: Kind::Failed,
-                });
-            self.emit(&result);
+            match self.waiting.pop_front().flatten() {
+                Some((start, end, kind)) => {
+                    let held = std::mem::take(&mut self.held);
+                    let line = held
+                        .get(start..end)
+                        .expect("held lines lie in the held text");
+                    self.emit(index, line, kind);
+                    self.held = held;
+                }
+                None => {
+                    let line = format!("Error: query {} got no result (internal error)", index + 1);
+                    self.emit(index, &line, Kind::Failed);
+                }
+            }
             self.next += 1;
         }
     }
@@ -120,5 +213,103 @@ impl<'r, R: Results> Collector<'r, R> {
             Some(err) => Err(ClientError::Output(err)),
             None => Ok(self.summary),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line_of(index: usize) -> String {
+        format!("{index:06} {}", "x".repeat(index % 150))
+    }
+
+    /// Stores batches of the given indexes, in the order given, and checks
+    /// every line comes out once, in order, with its own text.
+    fn collects_in_order(batches: &[Vec<usize>], total: usize) {
+        let mut out: Vec<String> = Vec::new();
+        let mut record = |line: &str| {
+            out.push(line.to_owned());
+            Ok(())
+        };
+        let mut collector = Collector::new(&mut record);
+        let mut batch = ResultLines::default();
+        for indexes in batches {
+            for &index in indexes {
+                batch.push(index, &line_of(index), Kind::Found);
+            }
+            collector.store(&batch);
+            batch.clear();
+        }
+        collector.finish(total);
+        let expected: Vec<String> = (0..total).map(line_of).collect();
+        assert_eq!(out.len(), expected.len());
+        assert!(out == expected, "lines out of order or altered");
+    }
+
+    #[test]
+    fn two_readers_one_running_ahead_come_out_in_order() {
+        // Evens from one reader, odds from the other, the evens always a
+        // few batches ahead: the held text never empties, so it must be
+        // compacted (it passes COMPACT_AT many times over) without losing
+        // or moving a line.
+        let total = 60_000;
+        let chunk = 100;
+        let evens: Vec<Vec<usize>> = (0..total)
+            .step_by(2)
+            .collect::<Vec<_>>()
+            .chunks(chunk)
+            .map(<[usize]>::to_vec)
+            .collect();
+        let odds: Vec<Vec<usize>> = (1..total)
+            .step_by(2)
+            .collect::<Vec<_>>()
+            .chunks(chunk)
+            .map(<[usize]>::to_vec)
+            .collect();
+        let ahead = 5;
+        let mut batches = evens[..ahead].to_vec();
+        for (i, odd) in odds.iter().enumerate() {
+            batches.push(odd.clone());
+            if let Some(even) = evens.get(i + ahead) {
+                batches.push(even.clone());
+            }
+        }
+        collects_in_order(&batches, total);
+    }
+
+    #[test]
+    fn reversed_and_scattered_batches_come_out_in_order() {
+        let total = 5_000;
+        let reversed: Vec<usize> = (0..total).rev().collect();
+        collects_in_order(&[reversed], total);
+        let scattered: Vec<Vec<usize>> = (0..7)
+            .map(|start| (start..total).step_by(7).collect())
+            .rev()
+            .collect();
+        collects_in_order(&scattered, total);
+    }
+
+    #[test]
+    fn a_missing_result_gets_its_own_error_line() {
+        let mut out: Vec<String> = Vec::new();
+        let mut record = |line: &str| {
+            out.push(line.to_owned());
+            Ok(())
+        };
+        let mut collector = Collector::new(&mut record);
+        let mut batch = ResultLines::default();
+        batch.push(2, "two", Kind::Found);
+        batch.push(0, "zero", Kind::Found);
+        collector.store(&batch);
+        collector.finish(3);
+        assert_eq!(
+            out,
+            [
+                "zero",
+                "Error: query 2 got no result (internal error)",
+                "two"
+            ]
+        );
     }
 }

@@ -7,7 +7,7 @@ use std::io::BufRead;
 use std::net::TcpStream;
 use std::sync::Arc;
 
-use super::collector::{Collector, ResultLine, Results};
+use super::collector::{Collector, ResultLines, Results};
 use super::replies::{
     AsHeard, PeerError, Route, Unreachable, answer_of, as_connection, failed_line, malformed_line,
     route_of,
@@ -56,6 +56,7 @@ pub(super) fn resolve<R: BufRead>(
         fatal: None,
     };
     let mut index = 0;
+    let mut finished = ResultLines::default();
     while let Some(job) = queries.next_job().map_err(ClientError::Input)? {
         let (line, kind) = match job {
             Job::Ask(query) => client.ask(&query),
@@ -64,7 +65,9 @@ pub(super) fn resolve<R: BufRead>(
         if let Some(error) = client.fatal.take() {
             return Err(ClientError::AsNeverAnswered(error));
         }
-        collector.store([ResultLine { index, line, kind }]);
+        finished.push(index, &line, kind);
+        collector.store(&finished);
+        finished.clear();
         collector.idle();
         index += 1;
     }
@@ -122,7 +125,8 @@ impl OneAtATime<'_> {
         let read = tlds
             .connection
             .request(|out| HostRequest(hostname).write_to(out));
-        let answer = answer_of(read, hostname, &tlds.name);
+        let answer =
+            answer_of(read, hostname, &tlds.name).map(|(line, kind)| (line.into_owned(), kind));
         if answer.is_err() {
             let broken = self.tlds.swap_remove(at);
             broken.connection.close();

@@ -25,7 +25,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::Scope;
 use std::time::Instant;
 
-use super::collector::{Collector, ResultLine, Results};
+use super::collector::{Collector, ResultLines, Results};
 use super::replies::{
     AsHeard, Peer, PeerError, PeerErrorKind, Route, Unreachable, answer_of, as_connection,
     failed_line, malformed_line, route_of,
@@ -169,12 +169,13 @@ type Finished<'w> = &'w Mutex<dyn HandIn + Send + 'w>;
 /// The collector, as the stages see it.
 trait HandIn {
     /// Stores a batch of results, leaving it empty.
-    fn hand_in(&mut self, batch: &mut Vec<ResultLine>);
+    fn hand_in(&mut self, batch: &mut ResultLines);
 }
 
 impl<R: Results> HandIn for &mut Collector<'_, R> {
-    fn hand_in(&mut self, batch: &mut Vec<ResultLine>) {
-        self.store(batch.drain(..));
+    fn hand_in(&mut self, batch: &mut ResultLines) {
+        self.store(batch);
+        batch.clear();
         // The stage handing in is about to wait: a good moment to flush.
         self.idle();
     }
@@ -183,7 +184,7 @@ impl<R: Results> HandIn for &mut Collector<'_, R> {
 /// The results one stage has finished, handed to the collector in batches.
 /// Handing over a batch gives its queries' window slots back.
 struct Outbox<'w> {
-    results: Vec<ResultLine>,
+    results: ResultLines,
     slots: usize,
     collector: Finished<'w>,
     window: &'w Window,
@@ -192,7 +193,7 @@ struct Outbox<'w> {
 impl<'w> Outbox<'w> {
     fn new(collector: Finished<'w>, window: &'w Window) -> Self {
         Outbox {
-            results: Vec::new(),
+            results: ResultLines::default(),
             slots: 0,
             collector,
             window,
@@ -204,22 +205,18 @@ impl<'w> Outbox<'w> {
         Outbox::new(self.collector, self.window)
     }
 
-    fn answered(&mut self, index: usize, line: String, kind: Kind) {
-        self.results.push(ResultLine { index, line, kind });
+    fn answered(&mut self, index: usize, line: &str, kind: Kind) {
+        self.results.push(index, line, kind);
         self.slots += 1;
     }
 
     fn failed(&mut self, index: usize, hostname: &str, error: &PeerError) {
-        self.answered(index, failed_line(hostname, error), Kind::Failed);
+        self.answered(index, &failed_line(hostname, error), Kind::Failed);
     }
 
     /// A malformed query line: it never took a window slot.
-    fn malformed(&mut self, index: usize, line: String) {
-        self.results.push(ResultLine {
-            index,
-            line,
-            kind: Kind::Failed,
-        });
+    fn malformed(&mut self, index: usize, line: &str) {
+        self.results.push(index, line, Kind::Failed);
     }
 
     fn hand_over(&mut self) {
@@ -442,7 +439,8 @@ impl AsSender<'_> {
                     });
                 }
                 Job::Malformed { line, reason } => {
-                    self.outbox.malformed(*index, malformed_line(line, &reason));
+                    self.outbox
+                        .malformed(*index, &malformed_line(line, &reason));
                 }
             }
             *index += 1;
@@ -621,7 +619,7 @@ impl Router<'_, '_> {
             }
             Ok(Route::Answered { line, kind }) => {
                 self.as_heard.answered();
-                self.outbox.answered(index, line, kind);
+                self.outbox.answered(index, &line, kind);
             }
             Err(error) => {
                 self.fatal = self.as_heard.fatal(&error);
@@ -765,7 +763,7 @@ impl TldsReader<'_> {
                     self.outbox.hand_over();
                 }
                 match answer_of(self.reader.read_line(), hostname, &self.name) {
-                    Ok((line, kind)) => self.outbox.answered(index, line, kind),
+                    Ok((line, kind)) => self.outbox.answered(index, &line, kind),
                     Err(error) => {
                         self.broken.store(true, Ordering::Release);
                         let _ = self.reader.get_ref().shutdown(std::net::Shutdown::Both);

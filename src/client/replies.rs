@@ -3,6 +3,7 @@
 //! line, and a broken connection a [`PeerError`] that every query still
 //! waiting on it reports in its own line.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -178,11 +179,11 @@ pub(super) fn route_of<'r>(
 /// What one read from the TLDS at `name` means for the query for
 /// `hostname`: its result line and its kind. An `Err` is why the
 /// connection cannot be used any more.
-pub(super) fn answer_of(
-    read: Result<Option<&[u8]>, FrameError>,
+pub(super) fn answer_of<'a>(
+    read: Result<Option<&'a [u8]>, FrameError>,
     hostname: &str,
     name: &str,
-) -> Result<(String, Kind), Arc<PeerError>> {
+) -> Result<(Cow<'a, str>, Kind), Arc<PeerError>> {
     let broken = |kind| PeerError::new(Peer::Tlds(name.to_owned()), kind);
     match read {
         // A greeting where an answer belongs: the TLDS wants a proof first.
@@ -192,10 +193,10 @@ pub(super) fn answer_of(
         Ok(Some(line)) => {
             match wire::text(line).and_then(|text| Ok((HostReply::parse_text(text)?, text))) {
                 // A record or a miss is passed on as received.
-                Ok((HostReply::Found(_), text)) => Ok((text.to_owned(), Kind::Found)),
-                Ok((HostReply::NotFound(_), text)) => Ok((text.to_owned(), Kind::NotFound)),
+                Ok((HostReply::Found(_), text)) => Ok((Cow::Borrowed(text), Kind::Found)),
+                Ok((HostReply::NotFound(_), text)) => Ok((Cow::Borrowed(text), Kind::NotFound)),
                 Ok((HostReply::Error(reason), _)) => {
-                    Ok((failed_line(hostname, &reason), Kind::Failed))
+                    Ok((Cow::Owned(failed_line(hostname, &reason)), Kind::Failed))
                 }
                 Err(err) => Err(broken(PeerErrorKind::BadReply(err))),
             }
