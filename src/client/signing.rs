@@ -14,7 +14,10 @@ use crate::wire::AuthRequest;
 pub(super) struct Requests {
     /// Index into `signers` of each key seen so far.
     keys: HashMap<Box<str>, usize, BuildHasherDefault<Fnv>>,
-    signers: Vec<Signer>,
+    /// Each key seen so far, and its signer.
+    signers: Vec<(Box<str>, Signer)>,
+    /// The places in `signers` of the last two keys looked up, newest first.
+    recent: [Option<usize>; 2],
     /// The queued challenges' bytes, end to end.
     challenges: String,
     /// Each queued request: which signer, and where its challenge ends.
@@ -23,16 +26,33 @@ pub(super) struct Requests {
 
 impl Requests {
     pub fn push(&mut self, query: &Query<'_>) {
-        let signer = match self.keys.get(query.key) {
+        let signer = self.signer_for(query.key);
+        self.challenges.push_str(query.challenge);
+        self.queued.push((signer, self.challenges.len()));
+    }
+
+    /// The place in `signers` of `key`'s signer, made on first sight.
+    fn signer_for(&mut self, key: &str) -> usize {
+        // A query file uses few keys, mostly in runs or in turn: the last
+        // two found answer most queries without hashing the key.
+        if let Some(signer) = self.recent.into_iter().flatten().find(|&signer| {
+            self.signers
+                .get(signer)
+                .is_some_and(|(name, _)| **name == *key)
+        }) {
+            return signer;
+        }
+        let signer = match self.keys.get(key) {
             Some(&signer) => signer,
             None => {
-                self.signers.push(Signer::new(query.key.as_bytes()));
-                self.keys.insert(query.key.into(), self.signers.len() - 1);
+                self.signers.push((key.into(), Signer::new(key.as_bytes())));
+                self.keys.insert(key.into(), self.signers.len() - 1);
                 self.signers.len() - 1
             }
         };
-        self.challenges.push_str(query.challenge);
-        self.queued.push((signer, self.challenges.len()));
+        let [newest, _] = self.recent;
+        self.recent = [Some(signer), newest];
+        signer
     }
 
     /// Signs every queued request and appends it to `out`, in order.
@@ -47,7 +67,7 @@ impl Requests {
                     .get(start..end)
                     .expect("challenges are queued end to end");
                 start = end;
-                let signer = self.signers.get(signer).expect("a signer per key seen");
+                let (_, signer) = self.signers.get(signer).expect("a signer per key seen");
                 (signer, challenge)
             })
             .collect();
@@ -82,5 +102,43 @@ impl Hasher for Fnv {
         for &byte in bytes {
             self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::hmac_md5;
+
+    #[test]
+    fn each_request_is_signed_with_its_own_key_however_keys_alternate() {
+        // Runs, pairs in turn, three in turn, and keys coming back after
+        // dropping out of the recent ones.
+        let keys = "aabababcabcabcddddaebdcaaaaeb";
+        let mut requests = Requests::default();
+        let queries: Vec<(String, String)> = keys
+            .chars()
+            .enumerate()
+            .map(|(i, key)| (format!("key-{key}"), format!("challenge{i}")))
+            .collect();
+        for (key, challenge) in &queries {
+            requests.push(&Query {
+                key,
+                challenge,
+                hostname: "host.example",
+            });
+        }
+        let mut out = Vec::new();
+        requests.write_to(&mut out);
+        let expected: String = queries
+            .iter()
+            .map(|(key, challenge)| {
+                format!(
+                    "{challenge} {}\n",
+                    hmac_md5(key.as_bytes(), challenge.as_bytes())
+                )
+            })
+            .collect();
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
     }
 }
