@@ -76,6 +76,9 @@ struct State {
     /// Bursts in the order they were written, so answers pair with them.
     pending: VecDeque<Pending>,
     finished: Vec<(u64, Outcome)>,
+    /// Where the reader puts the answers it reads before handing them out,
+    /// kept from read to read so that reading allocates nothing.
+    read: Vec<Answer>,
 }
 
 /// Most answers a reader takes from the socket before handing them out.
@@ -114,6 +117,7 @@ impl SharedLink {
                 next_id: 0,
                 pending: VecDeque::new(),
                 finished: Vec::new(),
+                read: Vec::new(),
             }),
             opened: AtomicUsize::new(0),
         }
@@ -260,8 +264,8 @@ impl SharedLink {
             .take()
             .expect("while a burst waits, its connection is open, and nobody else reads it");
         state.leading = true;
+        let mut answers = std::mem::take(&mut state.read);
         drop(state);
-        let mut answers = Vec::new();
         let mut failure = None;
         loop {
             match reader.read_line() {
@@ -286,12 +290,14 @@ impl SharedLink {
             // every burst written on it.
             return state;
         }
-        for answer in answers {
+        for answer in answers.drain(..) {
             if !self.deliver(&mut state, answer) {
                 failure = Some(LinkErrorKind::Unasked);
                 break;
             }
         }
+        answers.clear();
+        state.read = answers;
         match failure {
             None => state.reader = Some(reader),
             Some(kind) => {

@@ -115,9 +115,8 @@ impl AuthServer {
                 }
                 Item::Ask(digest) => digest,
             };
-            let answers = [first.next(), second.next()].map(|answer| {
-                answer.expect("each TLDS gives one answer per valid request of the burst")
-            });
+            let each = "each TLDS gives one answer per valid request of the burst";
+            let answers = [first.next().expect(each), second.next().expect(each)];
             let verdict = self.reply(digest, &answers, out);
             if tracing {
                 let challenge = challenges.next();
