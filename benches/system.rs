@@ -28,7 +28,13 @@ use common::{Server, start_as, start_tlds};
 use floor::FloorSystem;
 use support::{Row, big_table_text, print_table, row};
 
-const ROUNDS: usize = 3;
+/// Rounds of each comparison; this machine's speed drifts by 10-20% from
+/// minute to minute, and five alternating rounds keep a ratio steadier than
+/// three did.
+const ROUNDS: usize = 5;
+
+/// Slices of the window-1 comparison, floor and project in turn.
+const WINDOW_ONE_SLICES: usize = 20;
 
 /// Latencies and wall time of one measured run.
 pub struct Measured {
@@ -44,6 +50,15 @@ impl Measured {
 
     fn mean_us(&self) -> f64 {
         self.elapsed.as_secs_f64() * 1e6 / self.queries as f64
+    }
+
+    /// Several runs as one: their queries, time and latencies together.
+    fn sum(runs: Vec<Measured>) -> Measured {
+        Measured {
+            queries: runs.iter().map(|r| r.queries).sum(),
+            elapsed: runs.iter().map(|r| r.elapsed).sum(),
+            latencies: runs.into_iter().flat_map(|r| r.latencies).collect(),
+        }
     }
 
     fn p99_us(&self) -> f64 {
@@ -111,17 +126,24 @@ fn main() {
     print_table(&rows);
 }
 
-/// One client at window 1 and at window 1024: floor and project alternate
-/// for [`ROUNDS`] rounds and each figure is the median round, since this
-/// machine's speed drifts and alternating keeps both sides of every ratio
-/// under the same drift.
+/// One client at window 1 and at window 1024. Floor and project alternate,
+/// since this machine's speed drifts and alternating keeps both sides of
+/// every ratio under the same drift: at window 1 in [`WINDOW_ONE_SLICES`]
+/// slices, measured together; at window 1024 for [`ROUNDS`] rounds, each
+/// figure the median round.
 fn one_client_rows(floor: &FloorSystem, system: &ProjectSystem, scale: usize, rows: &mut Vec<Row>) {
     let pids = system.pids();
+    // Window 1 alternates in slices of a thousand queries, so that drift
+    // in this machine's speed, which would otherwise land on one side of
+    // the ratio, lands on both alike.
     let (mut floor_w1, mut project_w1) = (Vec::new(), Vec::new());
+    for _ in 0..WINDOW_ONE_SLICES {
+        floor_w1.push(floor.window_one(20_000 / scale / WINDOW_ONE_SLICES));
+        project_w1.push(system.run(1, 20_000 / scale / WINDOW_ONE_SLICES));
+    }
+    let (floor_w1, project_w1) = (Measured::sum(floor_w1), Measured::sum(project_w1));
     let (mut floor_wide, mut project_wide, mut cpu_us) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
-        floor_w1.push(floor.window_one(20_000 / scale));
-        project_w1.push(system.run(1, 20_000 / scale));
         floor_wide.push(floor.windowed(1024, 2_000_000 / scale));
         // The query file is built before the CPU clocks start.
         let input = system.input(2_000_000 / scale);
@@ -135,8 +157,6 @@ fn one_client_rows(floor: &FloorSystem, system: &ProjectSystem, scale: usize, ro
         );
         project_wide.push(wide);
     }
-    let floor_w1 = median_by(floor_w1, Measured::mean_us);
-    let project_w1 = median_by(project_w1, Measured::mean_us);
     let floor_wide = median_by(floor_wide, Measured::rate);
     let project_wide = median_by(project_wide, Measured::rate);
     rows.push(row(
