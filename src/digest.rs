@@ -130,6 +130,12 @@ impl fmt::Display for Digest {
 pub struct HexDigest([u8; DIGEST_HEX_LEN]);
 
 impl HexDigest {
+    /// The 32 characters as bytes, for writing to the wire without a UTF-8
+    /// check each time.
+    pub fn as_bytes(&self) -> &[u8; DIGEST_HEX_LEN] {
+        &self.0
+    }
+
     pub fn as_str(&self) -> &str {
         // Only hex::encode_to_slice writes these bytes, and it writes ASCII.
         std::str::from_utf8(&self.0).expect("hex digits are ASCII")

@@ -244,7 +244,10 @@ impl<'a> AuthRequest<'a> {
     }
 
     pub fn write_to(&self, out: &mut Vec<u8>) {
-        push_line(out, &[self.challenge, self.digest.to_hex().as_str()]);
+        out.extend_from_slice(self.challenge.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(self.digest.to_hex().as_bytes());
+        out.push(b'\n');
     }
 }
 
@@ -323,7 +326,10 @@ impl<'a> DigestReply<'a> {
 
     pub fn write_to(&self, out: &mut Vec<u8>) {
         match self {
-            DigestReply::Digest(digest) => push_line(out, &[digest.to_hex().as_str()]),
+            DigestReply::Digest(digest) => {
+                out.extend_from_slice(digest.to_hex().as_bytes());
+                out.push(b'\n');
+            }
             DigestReply::Error(reason) => write_error(out, reason),
         }
     }
