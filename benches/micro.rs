@@ -52,7 +52,7 @@ fn lookup_ns(records: usize) -> f64 {
 }
 
 /// Nanoseconds per HMAC-MD5 of a 15-byte challenge: one at a time, and in a
-/// burst of 1024 through `sign_many` (eight side by side).
+/// burst of 1024 through `sign_many` (sixteen side by side).
 fn hmac_ns() -> (f64, f64) {
     let signer = Signer::new(b"key-tlds1");
     let challenges: Vec<String> = (0..1024).map(|i| format!("challenge{i:06}")).collect();

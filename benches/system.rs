@@ -452,10 +452,23 @@ impl ProjectSystem {
         Measured::together(clients, || self.run(1, each))
     }
 
-    /// Established connections on each TLDS's AS port (the AS's links),
-    /// the larger of the two.
+    /// Established connections the AS process holds to each TLDS's AS
+    /// port (its links), the larger of the two: sockets of the AS's own
+    /// (found by inode among its open files) whose far end is that port.
     fn as_links_per_tlds(&self) -> usize {
         let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        let as_sockets: std::collections::HashSet<String> =
+            std::fs::read_dir(format!("/proc/{}/fd", self.auth.pid()))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .filter_map(|target| {
+                    let target = target.to_string_lossy().into_owned();
+                    let inode = target.strip_prefix("socket:[")?.strip_suffix(']')?;
+                    Some(inode.to_owned())
+                })
+                .collect();
         self.tlds
             .iter()
             .map(|tlds| {
@@ -464,9 +477,12 @@ impl ProjectSystem {
                     .lines()
                     .filter(|line| {
                         let fields: Vec<&str> = line.split_whitespace().collect();
-                        // local address, then remote, then the state (01: established)
-                        fields.get(1).is_some_and(|local| local.ends_with(&port))
+                        // remote address, state (01: established), inode
+                        fields.get(2).is_some_and(|remote| remote.ends_with(&port))
                             && fields.get(3) == Some(&"01")
+                            && fields
+                                .get(9)
+                                .is_some_and(|inode| as_sockets.contains(*inode))
                     })
                     .count()
             })

@@ -3,7 +3,7 @@
 //!
 //! A [`Signer`] keeps the key-padded HMAC states computed once, so signing a
 //! challenge copies those states instead of re-deriving them from the key;
-//! [`sign_many`] signs a burst eight challenges at a time, side by side
+//! [`sign_many`] signs a burst sixteen challenges at a time, side by side
 //! (`digest/lanes.rs`). Digests are compared with the `hmac`/`digest` crates'
 //! constant-time equality, so the authentication server leaks nothing about
 //! how many leading bytes matched.
@@ -546,7 +546,7 @@ mod tests {
 
     // Side by side or one at a time, every digest is the one `sign` gives:
     // any number of items, several keys, and challenges on both sides of
-    // the one-block limit mixed into the groups of eight.
+    // the one-block limit mixed into the groups of sixteen.
     #[test]
     fn sign_many_agrees_with_sign() {
         let signers = [

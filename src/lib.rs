@@ -4,7 +4,7 @@
 //! `src/bin` holds only its command line, opens its listeners, and hands a
 //! plain config to one role's `run`.
 //!
-//! - [`digest`]: HMAC-MD5 signing (singly, or eight side by side for bursts),
+//! - [`digest`]: HMAC-MD5 signing (singly, or sixteen side by side for bursts),
 //!   hex form, constant-time comparison, key files.
 //! - [`table`]: the TLDS record table and its file format.
 //! - [`query`]: the client's query file format, read a line at a time.

@@ -12,10 +12,16 @@
 //! Each stage hands the next a batch of the queries it has sent ([`Sent`]),
 //! which is how replies are paired with queries and how, when a peer fails,
 //! every query that was waiting on it still gets its own error line: nothing
-//! is lost. Each stage writes what it has queued only when it is about to
-//! wait, so a burst of queries costs one system call per hop, not one per
-//! query. At most `--window` queries are between the sender and the
-//! collector at any time ([`Window`]).
+//! is lost. A burst of queries costs one system call per hop, not one per
+//! query: the sender reads and signs its next burst (half the window) while
+//! the last is on its way, and writes it as soon as the window has room;
+//! the router and the readers write what they have queued when they are
+//! about to wait. A stage with nothing queued sleeps on the socket its next
+//! replies will come from, so one wake-up, not two, starts its next batch;
+//! at the end the sender and the router half-close their connections, and
+//! the servers answer what they have and close, which ends the stages
+//! reading from them. At most `--window` queries are between the sender and
+//! the collector at any time ([`Window`]).
 
 use std::io::BufRead;
 use std::net::TcpStream;

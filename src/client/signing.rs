@@ -1,5 +1,5 @@
 //! The client's requests to the AS, signed in bursts: signing waits until a
-//! burst is written so that [`sign_many`] can sign eight side by side, and
+//! burst is written so that [`sign_many`] can sign sixteen side by side, and
 //! each distinct key's [`Signer`] is made once and kept for the run.
 
 use std::collections::HashMap;
