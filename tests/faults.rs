@@ -1320,53 +1320,34 @@ fn scripted_server(answer: fn(usize, &str) -> Option<String>) -> u16 {
     port
 }
 
-// A pipelining client whose stage had nothing to wait for sleeps on the
-// socket the replies come from. If the peer then goes silent, the request's
-// reply is still due --timeout after the request was sent, not --timeout
-// after that sleep ended: a silent peer costs one timeout, not nearly two.
-#[test]
-fn a_peer_silent_after_an_idle_wait_costs_one_timeout_from_the_request() {
-    let timeout = Duration::from_secs(2);
-    let idle = Duration::from_secs(1);
-    // Most a silent peer may cost, counted from the request: one timeout
-    // and some slack; the time of the idle wait on top would exceed it.
-    let bound = timeout + idle / 2;
-    let dir = scratch_dir("idle-then-silent");
+/// The client at window 2 (so each query goes out alone, as soon as it is
+/// read) with `--timeout 2`, its queries from stdin; how long it pauses
+/// between them; and how long a silent peer may cost it, counted from the
+/// request: one timeout and some slack, less than that pause on top.
+fn idle_then_silent(as_port: u16, dir: &std::path::Path) -> (Vec<String>, Duration, Duration) {
     let output = dir.join("RESOLVED.txt");
-    let args_for = |as_port: u16| {
-        let mut args = client_args("127.0.0.1", as_port, &dir.join("unused"), &output);
-        args.drain(4..6); // no --input: run_paced_client gives `--input -`
-        args.extend(["--timeout", "2", "--window", "16"].map(str::to_owned));
-        args
-    };
+    let mut args = client_args("127.0.0.1", as_port, &dir.join("unused"), &output);
+    args.drain(4..6); // no --input: run_paced_client gives `--input -`
+    args.extend(["--timeout", "2", "--window", "2"].map(str::to_owned));
+    let pause = Duration::from_secs(1);
+    (args, pause, Duration::from_secs(2) + pause / 2)
+}
 
-    // The AS: the router waits on it before the first query is even read.
-    let (silent, _held) = silent_server();
-    let (run, written) = run_paced_client(&args_for(silent.port()), &[(idle, "k c one.example")]);
-    assert_eq!(run.status.code(), Some(1), "{run:?}");
-    assert!(run.stderr.contains("timed out"), "{run:?}");
-    assert!(
-        written.elapsed() < bound,
-        "the AS cost {:?}",
-        written.elapsed()
-    );
-
-    // A TLDS: it answers the first hostname, so its reader waits on it for
-    // the second, which it never answers.
-    static TLDS_PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
-    let tlds = scripted_server(|n, line| (n == 0).then(|| format!("{line} 10.0.0.1 A")));
-    TLDS_PORT.set(tlds).unwrap();
-    let auth = scripted_server(|_, _| Some(format!("127.0.0.1 {}", TLDS_PORT.get().unwrap())));
+/// Runs the client on two queries, the second a pause after the first, and
+/// checks the first got `first` and the second timed out within `bound` of
+/// being written.
+fn second_query_times_out_in_time(as_port: u16, dir: &std::path::Path, first: &str) {
+    let (args, pause, bound) = idle_then_silent(as_port, dir);
     let (run, written) = run_paced_client(
-        &args_for(auth),
+        &args,
         &[
             (Duration::ZERO, "k c one.example"),
-            (idle, "k c two.example"),
+            (pause, "k c two.example"),
         ],
     );
-    let text = std::fs::read_to_string(&output).unwrap();
+    let text = std::fs::read_to_string(dir.join("RESOLVED.txt")).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.first(), Some(&"one.example 10.0.0.1 A"), "{run:?}");
+    assert_eq!(lines.first(), Some(&first), "{run:?}");
     assert!(
         lines.get(1).is_some_and(
             |line| line.starts_with("two.example - Error:") && line.contains("timed out")
@@ -1375,7 +1356,32 @@ fn a_peer_silent_after_an_idle_wait_costs_one_timeout_from_the_request() {
     );
     assert!(
         written.elapsed() < bound,
-        "the TLDS cost {:?}",
+        "the silent peer cost {:?}",
         written.elapsed()
     );
+}
+
+// A pipelining client's stage with nothing to wait for sleeps on the socket
+// its next replies come from. If the peer then goes silent, the request's
+// reply is still due --timeout after the request was sent, not --timeout
+// after that sleep ended: a silent peer costs one timeout, not nearly two.
+// Here the AS: it answers the first query, so the router waits on it for the
+// second, which it never answers.
+#[test]
+fn an_as_silent_after_an_idle_wait_costs_one_timeout_from_the_request() {
+    let dir = scratch_dir("idle-then-silent-as");
+    let auth = scripted_server(|n, _| (n == 0).then(|| "No Match Found".to_owned()));
+    second_query_times_out_in_time(auth, &dir, "one.example - Error:No Match Found");
+}
+
+// The same for a TLDS: it answers the first hostname, so its reader waits on
+// it for the second, which it never answers.
+#[test]
+fn a_tlds_silent_after_an_idle_wait_costs_one_timeout_from_the_request() {
+    let dir = scratch_dir("idle-then-silent-tlds");
+    static TLDS_PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+    let tlds = scripted_server(|n, line| (n == 0).then(|| format!("{line} 10.0.0.1 A")));
+    TLDS_PORT.set(tlds).unwrap();
+    let auth = scripted_server(|_, _| Some(format!("127.0.0.1 {}", TLDS_PORT.get().unwrap())));
+    second_query_times_out_in_time(auth, &dir, "one.example 10.0.0.1 A");
 }
