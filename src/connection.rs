@@ -217,16 +217,7 @@ impl<R: Read> LineReader<R> {
     /// work arrives as the peer's next bytes: it sleeps on the socket
     /// instead of being woken once by a queue and then again by the socket.
     pub fn wait_for_more(&mut self) -> io::Result<bool> {
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-            self.scanned = 0;
-        } else if self.end == self.buf.len() {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.scanned -= self.start;
-            self.start = 0;
-        }
+        self.make_room();
         let Some(space) = self
             .buf
             .get_mut(self.end..)
@@ -246,6 +237,18 @@ impl<R: Read> LineReader<R> {
         }
     }
 
+    /// With the buffer full, moves what is not yet consumed to its front, so
+    /// that the next read has somewhere to go. (Once everything is consumed,
+    /// `read_line` has already started over at the front.)
+    fn make_room(&mut self) {
+        if self.end == self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.scanned -= self.start;
+            self.start = 0;
+        }
+    }
+
     /// The next line without its `\n` (or `\r\n`). `Ok(None)` is a clean end
     /// of stream; an unterminated last line is returned as a line.
     pub fn read_line(&mut self) -> Result<Option<&[u8]>, FrameError> {
@@ -259,12 +262,7 @@ impl<R: Read> LineReader<R> {
             if self.end - self.start > MAX_LINE + 1 {
                 return Err(FrameError::TooLong);
             }
-            if self.end == self.buf.len() {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.scanned -= self.start;
-                self.start = 0;
-            }
+            self.make_room();
             self.before_reading()?;
             let Some(space) = self.buf.get_mut(self.end..) else {
                 return Err(FrameError::TooLong);

@@ -1080,16 +1080,8 @@ fn a_tlds_frozen_mid_batch_costs_only_its_own_queries() {
         });
         shown.recv_timeout(PATIENCE).expect("a thousand results");
         system.tlds2.signal("STOP");
-        let status = loop {
-            if let Some(status) = client.0.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                started.elapsed() < PATIENCE,
-                "window {window}: the client hung"
-            );
-            thread::sleep(Duration::from_millis(10));
-        };
+        let status =
+            client.wait_within_patience(started, &format!("window {window}: the client hung"));
         reader.join().unwrap();
         let elapsed = started.elapsed();
         let lines = std::fs::read_to_string(&output)
@@ -1256,15 +1248,7 @@ fn run_paced_client(args: &[String], lines: &[(Duration, &str)]) -> (ClientRun, 
             .spawn()
             .expect("spawn client"),
     );
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let stdout = drain(Box::new(child.0.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.0.stderr.take().unwrap()));
+    let captured = Captured::start(&mut child.0);
     let mut stdin = child.0.stdin.take().unwrap();
     let mut last_written = Instant::now();
     for (pause, line) in lines {
@@ -1274,20 +1258,8 @@ fn run_paced_client(args: &[String], lines: &[(Duration, &str)]) -> (ClientRun, 
         last_written = Instant::now();
     }
     drop(stdin);
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(started.elapsed() < PATIENCE, "the client did not finish");
-        thread::sleep(Duration::from_millis(5));
-    };
-    let run = ClientRun {
-        status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-        output: None,
-        elapsed: started.elapsed(),
-    };
+    let status = child.wait_within_patience(started, "the client did not finish");
+    let run = captured.finish(status, started);
     (run, last_written)
 }
 

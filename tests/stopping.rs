@@ -145,16 +145,8 @@ fn a_client_stopped_by_a_signal_exits_128_plus_it_and_leaves_no_trace() {
             .unwrap();
         assert!(kill.success());
         let started = Instant::now();
-        let status = loop {
-            if let Some(status) = client.0.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                started.elapsed() < PATIENCE,
-                "the client ignored SIG{signal}"
-            );
-            thread::sleep(Duration::from_millis(5));
-        };
+        let status =
+            client.wait_within_patience(started, &format!("the client ignored SIG{signal}"));
         assert_eq!(status.code(), Some(code), "SIG{signal}");
         assert_eq!(
             std::fs::read_to_string(dir.join("RESOLVED.txt")).unwrap(),

@@ -122,14 +122,9 @@ impl<'r, R: Results> Collector<'r, R> {
 
     /// Gives out the held results whose turn has come.
     fn give_out_held(&mut self) {
-        while let Some(Some((start, end, kind))) = self.waiting.front().copied() {
+        while let Some(Some(result)) = self.waiting.front().copied() {
             self.waiting.pop_front();
-            let held = std::mem::take(&mut self.held);
-            let line = held
-                .get(start..end)
-                .expect("held lines lie in the held text");
-            self.emit(self.next, line, kind);
-            self.held = held;
+            self.emit_held(self.next, result);
             self.next += 1;
         }
         if self.waiting.is_empty() {
@@ -163,6 +158,16 @@ impl<'r, R: Results> Collector<'r, R> {
         self.held = kept;
     }
 
+    /// Gives out a held result: where its text lies in `held`, and its kind.
+    fn emit_held(&mut self, index: usize, (start, end, kind): (usize, usize, Kind)) {
+        let held = std::mem::take(&mut self.held);
+        let line = held
+            .get(start..end)
+            .expect("held lines lie in the held text");
+        self.emit(index, line, kind);
+        self.held = held;
+    }
+
     fn emit(&mut self, index: usize, line: &str, kind: Kind) {
         self.summary.count(kind);
         if log::log_enabled!(log::Level::Trace) {
@@ -189,14 +194,7 @@ impl<'r, R: Results> Collector<'r, R> {
         while self.next < total {
             let index = self.next;
             match self.waiting.pop_front().flatten() {
-                Some((start, end, kind)) => {
-                    let held = std::mem::take(&mut self.held);
-                    let line = held
-                        .get(start..end)
-                        .expect("held lines lie in the held text");
-                    self.emit(index, line, kind);
-                    self.held = held;
-                }
+                Some(result) => self.emit_held(index, result),
                 None => {
                     let line = format!("Error: query {} got no result (internal error)", index + 1);
                     self.emit(index, &line, Kind::Failed);

@@ -260,26 +260,14 @@ fn next_batch_by_replies(
     replies: &mut LineReader<Socket>,
     before_waiting: impl FnOnce(),
 ) -> Option<Sent> {
-    match queue.try_recv() {
-        Ok(batch) => return Some(batch),
-        Err(TryRecvError::Disconnected) => return None,
-        Err(TryRecvError::Empty) => {}
-    }
-    before_waiting();
     let mut silent = false;
-    if !replies.has_buffered_line() {
-        match replies.wait_for_more() {
-            Ok(true) => {
-                if let Ok(batch) = queue.try_recv() {
-                    return Some(batch);
-                }
-            }
-            Ok(false) => {}
-            Err(_) => silent = true,
-        }
-    }
-    // Closed, timed out, or sent something unasked: the queue decides.
-    let batch = queue.recv().ok()?;
+    let batch = next_batch(queue, || {
+        before_waiting();
+        // Once replies arrive their batch is queued, and the queue hands it
+        // over without a sleep; if the peer closed, timed out or sent
+        // something unasked, the queue still decides.
+        silent = !replies.has_buffered_line() && replies.wait_for_more().is_err();
+    })?;
     if silent && let Some(written_at) = batch.written_at {
         // The peer has said nothing since before this batch was written:
         // its first reply is due a timeout after that, not after now.

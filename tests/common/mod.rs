@@ -321,6 +321,54 @@ pub fn client_args(host: &str, port: u16, input: &Path, output: &Path) -> Vec<St
 /// A client process left running, killed when dropped.
 pub struct Running(pub Child);
 
+impl Running {
+    /// Waits for the program to exit, failing the test (which kills it)
+    /// with `hung` once [`PATIENCE`] has passed since `since`.
+    pub fn wait_within_patience(&mut self, since: Instant, hung: &str) -> ExitStatus {
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(since.elapsed() < PATIENCE, "{hung}");
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// A running program's stdout and stderr (both piped), read to their ends
+/// on threads of their own so that the program never blocks on them.
+pub struct Captured {
+    stdout: thread::JoinHandle<String>,
+    stderr: thread::JoinHandle<String>,
+}
+
+impl Captured {
+    pub fn start(child: &mut Child) -> Captured {
+        let drain = |mut pipe: Box<dyn Read + Send>| {
+            thread::spawn(move || {
+                let mut text = String::new();
+                let _ = pipe.read_to_string(&mut text);
+                text
+            })
+        };
+        Captured {
+            stdout: drain(Box::new(child.stdout.take().expect("stdout is piped"))),
+            stderr: drain(Box::new(child.stderr.take().expect("stderr is piped"))),
+        }
+    }
+
+    /// The run, once the program exited with `status`, `started` at start.
+    pub fn finish(self, status: ExitStatus, started: Instant) -> ClientRun {
+        ClientRun {
+            status,
+            stdout: self.stdout.join().unwrap(),
+            stderr: self.stderr.join().unwrap(),
+            output: None,
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -344,41 +392,20 @@ pub fn spawn_client(args: &[String], extra: &[&str], stdout: Stdio) -> Running {
 /// Runs any of the programs to completion in `dir`, killed past [`PATIENCE`].
 pub fn run_to_end(name: &str, args: &[&str], dir: &Path) -> ClientRun {
     let started = Instant::now();
-    let mut child = Command::new(bin(name))
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|err| panic!("spawn {name}: {err}"));
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > PATIENCE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{name} {args:?} did not finish within {PATIENCE:?}");
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
-    ClientRun {
-        status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-        output: None,
-        elapsed: started.elapsed(),
-    }
+    let mut child = Running(
+        Command::new(bin(name))
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| panic!("spawn {name}: {err}")),
+    );
+    let captured = Captured::start(&mut child.0);
+    let hung = format!("{name} {args:?} did not finish within {PATIENCE:?}");
+    let status = child.wait_within_patience(started, &hung);
+    captured.finish(status, started)
 }
 
 /// A raw protocol connection for poking a server directly.
