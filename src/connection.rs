@@ -16,6 +16,9 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rustix::io::Errno;
+use rustix::net::SendFlags;
+
 use crate::scan;
 use crate::wire::{self, MAX_LINE, WireError};
 const READ_CHUNK: usize = 64 * 1024;
@@ -383,6 +386,28 @@ impl Writer {
         written
     }
 
+    /// Sends as much of the queue as the socket takes without waiting, and
+    /// keeps the rest queued for [`Writer::flush`]. For a thread that must
+    /// not block on this peer: one that the peer may be waiting on, itself,
+    /// to read its answers.
+    pub fn send_without_waiting(&mut self) -> io::Result<()> {
+        let flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
+        let mut sent = 0;
+        let result = loop {
+            let Some(unsent) = self.out.get(sent..).filter(|rest| !rest.is_empty()) else {
+                break Ok(());
+            };
+            match rustix::net::send(&*self.stream, unsent, flags) {
+                Ok(count) => sent += count,
+                Err(Errno::AGAIN) => break Ok(()),
+                Err(Errno::INTR) => {}
+                Err(errno) => break Err(io::Error::from(errno)),
+            }
+        };
+        self.out.drain(..sent);
+        result
+    }
+
     /// Closes both directions, so a thread reading the other half wakes up.
     pub fn close(&self) {
         let _ = self.stream.shutdown(Shutdown::Both);
@@ -601,7 +626,7 @@ pub fn connect(addrs: &[SocketAddr], timeout: Duration) -> io::Result<TcpStream>
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::io::{BufRead, BufReader};
     use std::net::TcpListener;
@@ -746,5 +771,68 @@ mod tests {
         assert!(replies.iter().enumerate().all(|(i, r)| *r == i.to_string()));
         let most = most.load(Ordering::Relaxed);
         assert!(most <= MAX_QUEUED && most > 0, "held {most}");
+    }
+
+    /// Both ends of a loopback connection: the one that connected, and the
+    /// one accepted.
+    pub(crate) fn loopback_pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let near = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (far, _) = listener.accept().unwrap();
+        far.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        (near, far)
+    }
+
+    /// More bytes than any loopback socket buffers: 16 MiB of a pattern
+    /// that shows where each byte belongs.
+    pub(crate) fn more_than_a_socket_holds(tag: u8) -> Vec<u8> {
+        (0..16u32 << 20)
+            .map(|i| tag.wrapping_add((i % 251) as u8))
+            .collect()
+    }
+
+    /// Runs `act` on another thread and says whether it returned within
+    /// five seconds (the thread is left to finish on its own if not).
+    pub(crate) fn returns_promptly(act: impl FnOnce() + Send + 'static) -> bool {
+        let (done, finished) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            act();
+            let _ = done.send(());
+        });
+        finished.recv_timeout(Duration::from_secs(5)).is_ok()
+    }
+
+    // A peer that reads nothing cannot make a sender that must not wait
+    // block: what the socket cannot take stays queued, and a later flush
+    // sends it, in order.
+    #[test]
+    fn sending_without_waiting_keeps_what_the_socket_cannot_take() {
+        let (near, far) = loopback_pair();
+        let data = more_than_a_socket_holds(7);
+        let mut writer = Writer::new(Socket::new(near));
+        writer.queue().extend_from_slice(&data);
+        let writer = Arc::new(std::sync::Mutex::new(writer));
+        let sending = Arc::clone(&writer);
+        assert!(
+            returns_promptly(move || sending.lock().unwrap().send_without_waiting().unwrap()),
+            "a send that must not wait waited for the peer to read"
+        );
+        let mut writer = Arc::try_unwrap(writer).ok().unwrap().into_inner().unwrap();
+        let left = writer.queue().len();
+        assert!(
+            left > 0 && left < data.len(),
+            "{left} of {} left",
+            data.len()
+        );
+        let reading = thread::spawn(move || {
+            let mut received = Vec::new();
+            (&far).read_to_end(&mut received).map(|_| received)
+        });
+        writer.flush().unwrap();
+        writer.finish();
+        assert!(
+            reading.join().unwrap().unwrap() == data,
+            "bytes lost or out of order"
+        );
     }
 }

@@ -14,10 +14,11 @@
 //! every query that was waiting on it still gets its own error line: nothing
 //! is lost. A burst of queries costs one system call per hop, not one per
 //! query: the sender reads and signs its next burst (half the window) while
-//! the last is on its way, and writes it as soon as the window has room;
-//! the router and the readers write what they have queued when they are
-//! about to wait. A stage with nothing queued sleeps on the socket its next
-//! replies will come from, so one wake-up, not two, starts its next batch;
+//! the last is on its way, and the stage whose results make room for it in
+//! the window writes it then and there ([`Window`]); the router and the
+//! readers write what they have queued when they are about to wait. A
+//! stage with nothing queued sleeps on the socket its next replies will
+//! come from, so one wake-up, not two, starts its next batch;
 //! at the end the sender and the router half-close their connections, and
 //! the servers answer what they have and close, which ends the stages
 //! reading from them. At most `--window` queries are between the sender and
@@ -27,7 +28,7 @@ use std::io::BufRead;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::Scope;
 use std::time::Instant;
 
@@ -45,56 +46,142 @@ use crate::wire::HostRequest;
 /// Most requests signed and written to the AS at once (about 48 KiB).
 const SEND_BATCH: usize = 1024;
 
-/// Counts queries in flight, so at most `--window` are. Slots are taken and
+/// Counts queries in flight, so at most `--window` are, and sends each burst
+/// to the AS as soon as the window has room for it. Slots are taken and
 /// given back in batches, so stages meet on this lock once per burst rather
 /// than once per query.
+///
+/// The sender reads and signs a burst ahead; when there is no room for it
+/// yet, it leaves the burst here, and the stage whose results free the room
+/// sends it on the spot, without waiting on the socket. Waking the sender
+/// for that instead would add a wake-up to every round trip.
 struct Window {
     size: usize,
     slots: Mutex<Slots>,
-    freed: Condvar,
+    /// Tells the sender its parked burst went out.
+    launched: Condvar,
+    /// The way to the AS. Taken only while holding `slots`, by whoever took
+    /// the slots of the burst it sends, so bursts go out in the order their
+    /// slots were taken.
+    to_as: Mutex<ToAs>,
 }
 
 struct Slots {
     free: usize,
-    /// How many free slots the sender is asleep waiting for; 0 while it is
-    /// not. Giving slots back wakes it only once that many are free: a
-    /// wake-up is a system call, and waking it to find too few would cost
-    /// it a second sleep as well.
-    awaited: usize,
+    /// A burst read and signed, waiting for room.
+    parked: Option<Burst>,
+}
+
+/// A burst of queries, read and signed, with its requests to the AS.
+#[derive(Default)]
+struct Burst {
+    sent: Sent,
+    requests: Vec<u8>,
+}
+
+/// The write half of the AS connection, and the router's queue: a burst's
+/// queries go to the router before its requests go to the AS.
+struct ToAs {
+    /// `None` once the AS connection broke (the router reports why).
+    writer: Option<Writer>,
+    /// `None` once every burst is sent, which ends the router's queue.
+    to_router: Option<Sender<Sent>>,
+}
+
+/// Whether a thread sending a burst may wait on the AS socket.
+#[derive(Clone, Copy, PartialEq)]
+enum Sending {
+    /// The sender: it waits for nothing else.
+    MayWait,
+    /// Any other stage: the AS may be waiting on it to read its replies.
+    WithoutWaiting,
+}
+
+impl ToAs {
+    fn send(&mut self, mut burst: Burst, sending: Sending) {
+        // The router outlives the sender; were it gone, the collector would
+        // report these queries as lost.
+        burst.sent.written_at = Some(Instant::now());
+        if let Some(to_router) = &self.to_router {
+            let _ = to_router.send(burst.sent);
+        }
+        let Some(writer) = &mut self.writer else {
+            // The router fails every query it is handed.
+            return;
+        };
+        let queue = writer.queue();
+        if queue.is_empty() {
+            std::mem::swap(queue, &mut burst.requests);
+        } else {
+            queue.extend_from_slice(&burst.requests);
+        }
+        let sent = match sending {
+            Sending::MayWait => writer.flush(),
+            Sending::WithoutWaiting => writer.send_without_waiting(),
+        };
+        if sent.is_err() {
+            // The router sees the broken connection and fails every query
+            // still queued for the AS.
+            writer.close();
+            self.writer = None;
+        }
+    }
+
+    /// Writes what a stage that could not wait left unsent.
+    fn flush(&mut self) {
+        if let Some(writer) = &mut self.writer
+            && writer.flush().is_err()
+        {
+            writer.close();
+            self.writer = None;
+        }
+    }
 }
 
 impl Window {
-    fn new(size: usize) -> Window {
+    fn new(size: usize, to_as: ToAs) -> Window {
         Window {
             size,
             slots: Mutex::new(Slots {
                 free: size,
-                awaited: 0,
+                parked: None,
             }),
-            freed: Condvar::new(),
+            launched: Condvar::new(),
+            to_as: Mutex::new(to_as),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
-        self.slots
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Slots> {
+        relock(self.slots.lock())
     }
 
-    /// Waits until at least `wanted` slots are free (at most the window's
-    /// size), then takes every free slot.
-    fn take(&self, wanted: usize) -> usize {
-        let wanted = wanted.clamp(1, self.size);
+    fn lock_to_as(&self) -> MutexGuard<'_, ToAs> {
+        relock(self.to_as.lock())
+    }
+
+    /// Sends `burst` to the AS once the window has room for it (it must
+    /// fit in the window): now, or, parked, by the stage that frees the
+    /// room. Returns once it is sent.
+    fn send(&self, burst: Burst) {
+        let wanted = burst.sent.len();
+        if wanted == 0 {
+            return;
+        }
         let mut slots = self.lock();
-        while slots.free < wanted {
-            slots.awaited = wanted;
-            slots = self
-                .freed
-                .wait(slots)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if slots.free >= wanted {
+            slots.free -= wanted;
+            let mut to_as = self.lock_to_as();
+            drop(slots);
+            return to_as.send(burst, Sending::MayWait);
         }
-        slots.awaited = 0;
-        std::mem::take(&mut slots.free)
+        slots.parked = Some(burst);
+        while slots.parked.is_some() {
+            slots = relock(self.launched.wait(slots));
+        }
+        drop(slots);
+        // The AS needs all of it to answer, and answers are what free the
+        // room for the next burst.
+        self.lock_to_as().flush();
     }
 
     fn give_back(&self, returned: usize) {
@@ -103,12 +190,39 @@ impl Window {
         }
         let mut slots = self.lock();
         slots.free += returned;
-        if slots.awaited > 0 && slots.free >= slots.awaited {
-            slots.awaited = 0;
-            drop(slots);
-            self.freed.notify_one();
+        let Some(wanted) = slots.parked.as_ref().map(|burst| burst.sent.len()) else {
+            return;
+        };
+        if slots.free < wanted {
+            return;
         }
+        slots.free -= wanted;
+        let burst = slots
+            .parked
+            .take()
+            .expect("a parked burst was just looked at");
+        let mut to_as = self.lock_to_as();
+        drop(slots);
+        to_as.send(burst, Sending::WithoutWaiting);
+        drop(to_as);
+        self.launched.notify_one();
     }
+
+    /// Writes anything left unsent and says nothing more is coming: the AS
+    /// answers what it has, then closes, the router's cue that it is done.
+    fn finish(&self) {
+        let mut to_as = self.lock_to_as();
+        to_as.flush();
+        if let Some(writer) = &to_as.writer {
+            writer.finish();
+        }
+        to_as.to_router = None;
+    }
+}
+
+/// A lock whose holder panicked still guards plain bookkeeping.
+fn relock<G>(locked: Result<G, std::sync::PoisonError<G>>) -> G {
+    locked.unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Queries written on one hop and waiting for their replies there, in the
@@ -228,10 +342,7 @@ impl<'w> Outbox<'w> {
     fn hand_over(&mut self) {
         self.window.give_back(std::mem::take(&mut self.slots));
         if !self.results.is_empty() {
-            self.collector
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .hand_in(&mut self.results);
+            relock(self.collector.lock()).hand_in(&mut self.results);
         }
     }
 }
@@ -289,7 +400,6 @@ pub(super) fn resolve<R: BufRead + Send>(
     settings: &Settings,
     collector: &mut Collector<'_, impl Results + Send>,
 ) -> Result<(), ClientError> {
-    let window = Window::new(settings.window.max(1));
     let (sent_tx, sent_rx) = mpsc::channel::<Sent>();
     let (as_reader, as_writer) = match as_connection(as_stream, settings) {
         Ok(connection) => {
@@ -298,16 +408,18 @@ pub(super) fn resolve<R: BufRead + Send>(
         }
         Err(error) => (Err(error), None),
     };
+    let to_as = ToAs {
+        writer: as_writer,
+        to_router: Some(sent_tx),
+    };
+    let window = Window::new(settings.window.max(1), to_as);
     let shared = Mutex::new(collector);
     let jobs = std::thread::scope(|scope| {
         let outbox = Outbox::new(&shared, &window);
         let sender = AsSender {
-            writer: as_writer,
-            to_router: sent_tx,
             outbox: outbox.another(),
             requests: Requests::default(),
-            ready: Sent::default(),
-            credits: 0,
+            ready: Burst::default(),
             prove: settings.prove,
         };
         let sender = named("client sender")
@@ -351,16 +463,10 @@ pub(super) fn resolve<R: BufRead + Send>(
 
 /// Stage 1: reads, signs and sends each query to the AS.
 struct AsSender<'w> {
-    /// `None` once the AS connection broke (the router reports why).
-    writer: Option<Writer>,
-    to_router: Sender<Sent>,
     outbox: Outbox<'w>,
     requests: Requests,
-    /// The next burst's queries, read and signed (into the writer's queue)
-    /// but not yet written.
-    ready: Sent,
-    /// Window slots taken and not yet used.
-    credits: usize,
+    /// The next burst, read and signed but not yet sent.
+    ready: Burst,
     /// Whether the router needs each query's key, to prove it to a TLDS.
     prove: bool,
 }
@@ -375,35 +481,26 @@ impl AsSender<'_> {
         // query. (A quarter at a time measured slower: more, smaller bursts
         // cost more than the extra overlap gains; the whole window at once
         // leaves the hops waiting on each other.)
-        let burst = (self.outbox.window.size / 2).clamp(1, SEND_BATCH);
+        let window = self.outbox.window;
+        let burst = (window.size / 2).clamp(1, SEND_BATCH);
         let mut index = 0;
         loop {
-            // The next burst is read and signed before waiting for room in
-            // the window, so that once room comes it goes out at once:
-            // reading and signing are off the round trip's path.
+            // The next burst is read and signed before there is room for
+            // it, so that once room comes it goes out at once: reading and
+            // signing are off the round trip's path.
             let more = self.prepare(&mut queries, &mut index, burst);
-            let count = self.ready.len();
-            if count > self.credits {
-                self.outbox.hand_over();
-                self.credits += self.outbox.window.take(count - self.credits);
-            }
-            self.credits -= count;
-            self.send();
+            self.outbox.hand_over();
+            window.send(std::mem::take(&mut self.ready));
             if !matches!(more, Ok(true)) {
-                self.outbox.window.give_back(self.credits);
-                if let Some(writer) = &self.writer {
-                    // The AS answers what it has, then closes: the
-                    // router's cue that nothing more is coming.
-                    writer.finish();
-                }
+                // Dropping the sender finishes the window.
                 return more.map(|_| index);
             }
         }
     }
 
-    /// Reads up to `burst` queries and signs them into the AS writer's
-    /// queue (malformed lines go straight to the outbox); `false` once the
-    /// input is at its end.
+    /// Reads up to `burst` queries and signs them into the ready burst
+    /// (malformed lines go straight to the outbox); `false` once the input
+    /// is at its end.
     fn prepare<R: BufRead>(
         &mut self,
         queries: &mut QueryLines<R>,
@@ -411,7 +508,7 @@ impl AsSender<'_> {
         burst: usize,
     ) -> std::io::Result<bool> {
         let mut more = Ok(true);
-        while self.ready.len() < burst {
+        while self.ready.sent.len() < burst {
             let job = match queries.next_job() {
                 Ok(Some(job)) => job,
                 Ok(None) => {
@@ -426,7 +523,7 @@ impl AsSender<'_> {
             match job {
                 Job::Ask(query) => {
                     self.requests.push(&query);
-                    self.ready.push(Waiting {
+                    self.ready.sent.push(Waiting {
                         index: *index,
                         hostname: query.hostname,
                         key: if self.prove { query.key } else { "" },
@@ -439,31 +536,16 @@ impl AsSender<'_> {
             }
             *index += 1;
         }
-        match &mut self.writer {
-            Some(writer) => self.requests.write_to(writer.queue()),
-            // The router reports why, for every query it is handed.
-            None => self.requests = Requests::default(),
-        }
+        self.requests.write_to(&mut self.ready.requests);
         more
     }
+}
 
-    /// Writes the ready burst, and tells the router.
-    fn send(&mut self) {
-        if !self.ready.is_empty() {
-            // The router outlives this stage; were it gone, the collector
-            // would report these queries as lost.
-            self.ready.written_at = Some(Instant::now());
-            let _ = self.to_router.send(std::mem::take(&mut self.ready));
-        }
-        if let Some(writer) = &mut self.writer
-            && writer.flush().is_err()
-        {
-            // The router sees the broken connection and fails every query
-            // still queued for the AS.
-            writer.close();
-            self.writer = None;
-        }
-        self.outbox.hand_over();
+impl Drop for AsSender<'_> {
+    /// However the sender ends, even by a panic, the AS and the router
+    /// learn that no more is coming, or the run would never end.
+    fn drop(&mut self) {
+        self.outbox.window.finish();
     }
 }
 
@@ -768,5 +850,78 @@ impl TldsReader<'_> {
             }
         }
         self.outbox.hand_over();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connection::tests::{loopback_pair, more_than_a_socket_holds, returns_promptly};
+    use std::io::Read;
+    use std::sync::Arc;
+
+    fn burst(first_index: usize, queries: usize, requests: Vec<u8>) -> Burst {
+        let mut sent = Sent::default();
+        for index in first_index..first_index + queries {
+            sent.push(Waiting {
+                index,
+                hostname: "host.example",
+                key: "",
+            });
+        }
+        Burst { sent, requests }
+    }
+
+    // The stage that frees room for a parked burst sends it then and
+    // there, but never waits on the AS to do it: the AS may be waiting on
+    // that very stage. What the socket cannot take, the sender writes; the
+    // AS gets every burst whole and in order, and the router gets every
+    // burst's queries before its requests.
+    #[test]
+    fn a_parked_burst_goes_out_without_the_freeing_stage_waiting_on_the_as() {
+        let (near, far) = loopback_pair();
+        let (to_router, routed) = mpsc::channel();
+        let to_as = ToAs {
+            writer: Some(Writer::new(Socket::new(near))),
+            to_router: Some(to_router),
+        };
+        let window = Arc::new(Window::new(2, to_as));
+        let (first, second) = (b"first\n".to_vec(), more_than_a_socket_holds(3));
+        window.send(burst(0, 1, first.clone()));
+        let sender = {
+            let window = Arc::clone(&window);
+            let second = second.clone();
+            // Needs both slots, one of which the first burst holds: parked.
+            std::thread::spawn(move || window.send(burst(1, 2, second)))
+        };
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        while window.lock().parked.is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the second burst was never parked"
+            );
+            std::thread::yield_now();
+        }
+        let freeing = Arc::clone(&window);
+        assert!(
+            returns_promptly(move || freeing.give_back(1)),
+            "the stage that freed the room waited on an AS that reads nothing"
+        );
+        let reading = std::thread::spawn(move || {
+            let mut received = Vec::new();
+            (&far).read_to_end(&mut received).map(|_| received)
+        });
+        sender.join().unwrap();
+        window.finish();
+        let received = reading.join().unwrap().unwrap();
+        assert!(
+            received == [first, second].concat(),
+            "bytes lost or out of order"
+        );
+        let indices: Vec<Vec<usize>> = routed
+            .try_iter()
+            .map(|sent: Sent| sent.iter().map(|query| query.index).collect())
+            .collect();
+        assert_eq!(indices, [vec![0], vec![1, 2]]);
     }
 }
