@@ -89,7 +89,7 @@ struct ToAs {
 }
 
 /// Whether a thread sending a burst may wait on the AS socket.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 enum Sending {
     /// The sender: it waits for nothing else.
     MayWait,
@@ -99,8 +99,8 @@ enum Sending {
 
 impl ToAs {
     fn send(&mut self, mut burst: Burst, sending: Sending) {
-        // The router outlives the sender; were it gone, the collector would
-        // report these queries as lost.
+        // The router runs until the last burst is sent (`Window::finish`);
+        // were it gone, the collector would report these queries as lost.
         burst.sent.written_at = Some(Instant::now());
         if let Some(to_router) = &self.to_router {
             let _ = to_router.send(burst.sent);
