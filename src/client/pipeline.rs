@@ -115,23 +115,27 @@ impl ToAs {
         } else {
             queue.extend_from_slice(&burst.requests);
         }
-        let sent = match sending {
-            Sending::MayWait => writer.flush(),
-            Sending::WithoutWaiting => writer.send_without_waiting(),
-        };
-        if sent.is_err() {
-            // The router sees the broken connection and fails every query
-            // still queued for the AS.
-            writer.close();
-            self.writer = None;
-        }
+        self.write(sending);
     }
 
     /// Writes what a stage that could not wait left unsent.
     fn flush(&mut self) {
-        if let Some(writer) = &mut self.writer
-            && writer.flush().is_err()
-        {
+        self.write(Sending::MayWait);
+    }
+
+    /// Writes what is queued for the AS, all of it or what the socket takes
+    /// at once.
+    fn write(&mut self, sending: Sending) {
+        let Some(writer) = &mut self.writer else {
+            return;
+        };
+        let written = match sending {
+            Sending::MayWait => writer.flush(),
+            Sending::WithoutWaiting => writer.send_without_waiting(),
+        };
+        if written.is_err() {
+            // The router sees the broken connection and fails every query
+            // still queued for the AS.
             writer.close();
             self.writer = None;
         }
