@@ -17,6 +17,7 @@
 //! - [`server`]: accepting connections under limits, one thread each, until
 //!   a [`server::Stopper`] says stop.
 //! - [`tlds`], [`auth_server`], [`client`]: the three roles.
+//! - `sync`: the one rule for locks whose holder panicked.
 
 pub mod auth_server;
 pub mod client;
@@ -25,6 +26,7 @@ pub mod digest;
 pub mod query;
 pub mod scan;
 pub mod server;
+mod sync;
 pub mod table;
 pub mod text_file;
 pub mod tlds;

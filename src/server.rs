@@ -12,13 +12,14 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use ipnet::{IpNet, Ipv4Net};
 
 use crate::connection::{Connection, LineClock, Served, Socket};
+use crate::sync::{lock, unpoisoned};
 use crate::wire;
 
 /// How long a stopping server waits for its connections to finish.
@@ -72,13 +73,6 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere leaves plain bookkeeping behind, still usable.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// Limits shared by every listener of one server process, and the
 /// connections it has open.
 #[derive(Debug)]
@@ -128,11 +122,7 @@ impl Gate {
             if left.is_zero() {
                 return;
             }
-            open = self
-                .closed
-                .wait_timeout(open, left)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
+            open = unpoisoned(self.closed.wait_timeout(open, left)).0;
         }
     }
 }

@@ -21,6 +21,7 @@ use ipnet::IpNet;
 use crate::connection::{PeerAddr, Respond};
 use crate::digest::{Key, Signer, sign_many};
 use crate::server::{self, Allow, Gate, Port, Stopper};
+use crate::sync::unpoisoned;
 use crate::table::Table;
 use crate::wire::{
     self, ChallengeRequest, DigestReply, HostReply, HostRequest, ProofGreeting, ProofRequest,
@@ -115,10 +116,7 @@ impl Records {
 
     /// What to answer the next burst from.
     pub fn current(&self) -> Arc<Tlds> {
-        let current = self
-            .current
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let current = unpoisoned(self.current.read());
         Arc::clone(&current)
     }
 
@@ -126,10 +124,7 @@ impl Records {
     /// is built before the swap, so no burst waits for it.
     pub fn replace(&self, table: Table, key: &Key) {
         let replacement = Arc::new(Tlds::new(table, key));
-        *self
-            .current
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = replacement;
+        *unpoisoned(self.current.write()) = replacement;
     }
 
     /// AS port: the replies to one connection's challenges.

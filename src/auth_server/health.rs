@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::peer::{LinkError, LinkErrorKind, TldsPeer};
 use crate::connection::{self, Connection, LineClock};
+use crate::sync::unpoisoned;
 use crate::wire::ChallengeRequest;
 
 /// The first wait before probing a down TLDS, and the longest.
@@ -74,9 +75,7 @@ impl PeerHealth {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        unpoisoned(self.state.lock())
     }
 
     pub fn health(&self) -> Health {
@@ -141,10 +140,11 @@ impl PeerHealth {
         loop {
             {
                 let state = self.lock();
-                let (state, _) = self
-                    .stopping
-                    .wait_timeout_while(state, wait, |state| !state.stopped)
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let (state, _) = unpoisoned(self.stopping.wait_timeout_while(
+                    state,
+                    wait,
+                    |state| !state.stopped,
+                ));
                 if state.stopped {
                     return;
                 }

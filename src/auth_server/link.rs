@@ -22,6 +22,7 @@ use std::time::Duration;
 use super::health::{Health, PeerHealth};
 use super::peer::{Answer, LinkError, LinkErrorKind, TldsPeer};
 use crate::connection::{self, LineClock, LineReader, Socket};
+use crate::sync::{lock, unpoisoned};
 use crate::wire::DigestReply;
 
 /// A burst written on a link, to be passed to [`SharedLink::wait`].
@@ -95,12 +96,6 @@ pub struct SharedLink {
     writer: Mutex<Option<(u64, Socket)>>,
     state: Mutex<State>,
     opened: AtomicUsize,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl SharedLink {
@@ -239,9 +234,7 @@ impl SharedLink {
             {
                 mine.sleeping = true;
             }
-            state = waker
-                .wait(state)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            state = unpoisoned(waker.wait(state));
         }
     }
 

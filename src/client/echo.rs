@@ -12,6 +12,8 @@ use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 
+use crate::sync::unpoisoned;
+
 /// Most bytes of results held for a stdout that is not keeping up.
 pub const MAX_HELD: usize = 16 * 1024 * 1024;
 
@@ -34,15 +36,11 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        unpoisoned(self.queue.lock())
     }
 
     fn wait<'q>(&self, queue: MutexGuard<'q, Queue>) -> MutexGuard<'q, Queue> {
-        self.changed
-            .wait(queue)
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        unpoisoned(self.changed.wait(queue))
     }
 }
 

@@ -41,6 +41,7 @@ use super::signing::Requests;
 use super::{ClientError, Kind, QueryLines, Settings};
 use crate::connection::{FrameError, LineReader, Socket, Writer};
 use crate::query::Job;
+use crate::sync::unpoisoned;
 use crate::wire::HostRequest;
 
 /// Most requests signed and written to the AS at once (about 48 KiB).
@@ -156,11 +157,11 @@ impl Window {
     }
 
     fn lock(&self) -> MutexGuard<'_, Slots> {
-        relock(self.slots.lock())
+        unpoisoned(self.slots.lock())
     }
 
     fn lock_to_as(&self) -> MutexGuard<'_, ToAs> {
-        relock(self.to_as.lock())
+        unpoisoned(self.to_as.lock())
     }
 
     /// Sends `burst` to the AS once the window has room for it (it must
@@ -180,7 +181,7 @@ impl Window {
         }
         slots.parked = Some(burst);
         while slots.parked.is_some() {
-            slots = relock(self.launched.wait(slots));
+            slots = unpoisoned(self.launched.wait(slots));
         }
         drop(slots);
         // The AS needs all of it to answer, and answers are what free the
@@ -222,11 +223,6 @@ impl Window {
         }
         to_as.to_router = None;
     }
-}
-
-/// A lock whose holder panicked still guards plain bookkeeping.
-fn relock<G>(locked: Result<G, std::sync::PoisonError<G>>) -> G {
-    locked.unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Queries written on one hop and waiting for their replies there, in the
@@ -346,7 +342,7 @@ impl<'w> Outbox<'w> {
     fn hand_over(&mut self) {
         self.window.give_back(std::mem::take(&mut self.slots));
         if !self.results.is_empty() {
-            relock(self.collector.lock()).hand_in(&mut self.results);
+            unpoisoned(self.collector.lock()).hand_in(&mut self.results);
         }
     }
 }
@@ -458,10 +454,7 @@ pub(super) fn resolve<R: BufRead + Send>(
             .map_err(ClientError::Input)
         // The scope ends once every reader has handed in its last results.
     })?;
-    shared
-        .into_inner()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .finish(jobs);
+    unpoisoned(shared.into_inner()).finish(jobs);
     Ok(())
 }
 
