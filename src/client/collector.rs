@@ -222,9 +222,12 @@ mod tests {
         format!("{index:06} {}", "x".repeat(index % 150))
     }
 
-    /// Stores batches of the given indexes, in the order given, and checks
-    /// every line comes out once, in order, with its own text.
-    fn collects_in_order(batches: &[Vec<usize>], total: usize) {
+    /// The lines a collector writes, given `batches` of (index, line) in
+    /// the order given, for `total` jobs.
+    fn collected<'a>(
+        batches: impl IntoIterator<Item = Vec<(usize, &'a str)>>,
+        total: usize,
+    ) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         let mut record = |line: &str| {
             out.push(line.to_owned());
@@ -232,15 +235,30 @@ mod tests {
         };
         let mut collector = Collector::new(&mut record);
         let mut batch = ResultLines::default();
-        for indexes in batches {
-            for &index in indexes {
-                batch.push(index, &line_of(index), Kind::Found);
+        for results in batches {
+            for (index, line) in results {
+                batch.push(index, line, Kind::Found);
             }
             collector.store(&batch);
             batch.clear();
         }
         collector.finish(total);
+        out
+    }
+
+    /// Stores batches of the given indexes, in the order given, and checks
+    /// every line comes out once, in order, with its own text.
+    fn collects_in_order(batches: &[Vec<usize>], total: usize) {
         let expected: Vec<String> = (0..total).map(line_of).collect();
+        let out = collected(
+            batches.iter().map(|indexes| {
+                indexes
+                    .iter()
+                    .map(|&index| (index, expected[index].as_str()))
+                    .collect()
+            }),
+            total,
+        );
         assert_eq!(out.len(), expected.len());
         assert!(out == expected, "lines out of order or altered");
     }
@@ -290,17 +308,7 @@ mod tests {
 
     #[test]
     fn a_missing_result_gets_its_own_error_line() {
-        let mut out: Vec<String> = Vec::new();
-        let mut record = |line: &str| {
-            out.push(line.to_owned());
-            Ok(())
-        };
-        let mut collector = Collector::new(&mut record);
-        let mut batch = ResultLines::default();
-        batch.push(2, "two", Kind::Found);
-        batch.push(0, "zero", Kind::Found);
-        collector.store(&batch);
-        collector.finish(3);
+        let out = collected([vec![(2, "two"), (0, "zero")]], 3);
         assert_eq!(
             out,
             [
