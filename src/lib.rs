@@ -5,7 +5,8 @@
 //! plain config to one role's `run`.
 //!
 //! - [`digest`]: HMAC-MD5 signing (singly, or sixteen side by side for bursts),
-//!   hex form, constant-time comparison, key files.
+//!   hex form, constant-time comparison.
+//! - [`key`]: a TLDS's secret key and its file format.
 //! - [`table`]: the TLDS record table and its file format.
 //! - [`query`]: the client's query file format, read a line at a time.
 //! - [`text_file`]: what every file format shares (byte-order mark, blank
@@ -23,6 +24,7 @@ pub mod auth_server;
 pub mod client;
 pub mod connection;
 pub mod digest;
+pub mod key;
 pub mod query;
 pub mod scan;
 pub mod server;

@@ -19,7 +19,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::connection::{PeerAddr, Respond};
-use crate::digest::{Key, Signer, sign_many};
+use crate::digest::{Signer, sign_many};
+use crate::key::Key;
 use crate::server::{self, Allow, Gate, Port, Stopper};
 use crate::sync::unpoisoned;
 use crate::table::Table;

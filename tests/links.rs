@@ -14,7 +14,8 @@ mod common;
 
 use authdns::auth_server::{self, AuthServer, Health, SharedLink, TldsLinks, TldsPeer};
 use authdns::connection::Connection;
-use authdns::digest::{Key, hmac_md5};
+use authdns::digest::hmac_md5;
+use authdns::key::Key;
 use authdns::server::Stopper;
 use authdns::table::Table;
 use authdns::tlds::{self, Listeners};

@@ -4,7 +4,8 @@
 use std::io::Read;
 
 use authdns::connection::{FrameError, LineReader};
-use authdns::digest::{Digest, Key, hmac_md5};
+use authdns::digest::{Digest, hmac_md5};
+use authdns::key::Key;
 use authdns::query;
 use authdns::table::Table;
 use authdns::wire::{

@@ -853,7 +853,7 @@ impl TldsReader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connection::tests::{loopback_pair, more_than_a_socket_holds, returns_promptly};
+    use crate::connection::testing::{loopback_pair, more_than_a_socket_holds, returns_promptly};
     use std::io::Read;
     use std::sync::Arc;
 

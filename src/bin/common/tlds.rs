@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use authdns::digest::Key;
+use authdns::key::Key;
 use authdns::table::Table;
 use authdns::tlds::{self, Config, Defaults, Listeners, Records};
 use clap::{CommandFactory, FromArgMatches, Parser};
