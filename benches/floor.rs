@@ -15,7 +15,7 @@ use std::time::Instant;
 use authdns::digest::hmac_md5;
 
 use crate::Measured;
-use crate::common::Server;
+use authdns_harness::Server;
 
 pub const TLDS_ROLE: &str = "--floor-tlds";
 pub const AS_ROLE: &str = "--floor-as";

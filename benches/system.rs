@@ -9,8 +9,6 @@
 //! consecutive results is one query's whole round trip). The client's memory
 //! is measured on the release `client` binary itself.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
 mod floor;
 mod support;
 
@@ -24,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use authdns::client::{self, QueryLines, Settings};
 
-use common::{Server, start_as, start_tlds};
+use authdns_harness::{Server, start_as, start_tlds};
 use floor::FloorSystem;
 use support::{Row, big_table_text, print_table, row};
 
@@ -108,7 +106,7 @@ fn main() {
     }
     let quick = std::env::var_os("AUTHDNS_BENCH_QUICK").is_some();
     let scale = if quick { 10 } else { 1 };
-    let dir = common::scratch_dir("bench");
+    let dir = authdns_harness::scratch_dir("bench");
     let mut rows = Vec::new();
     {
         let floor = FloorSystem::start();
@@ -496,9 +494,9 @@ impl ProjectSystem {
         let input = dir.join("many.txt");
         let output = dir.join("many-out.txt");
         std::fs::write(&input, self.input(count)).expect("write the query file");
-        let args = common::client_args("127.0.0.1", self.auth.port(), &input, &output);
+        let args = authdns_harness::client_args("127.0.0.1", self.auth.port(), &input, &output);
         let started = Instant::now();
-        let mut child = Command::new(common::bin("client"))
+        let mut child = Command::new(authdns_harness::bin("client"))
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -557,8 +555,8 @@ fn cpu_seconds(pid: &str) -> f64 {
 /// bytes after start, file bytes).
 fn load_big_table(dir: &Path, records: usize) -> (f64, u64, u64) {
     let table = big_table_text(records);
-    let table = common::write_file(dir, "big.tsv", &table);
-    let key = common::write_file(dir, "big.key", "k\n");
+    let table = authdns_harness::write_file(dir, "big.tsv", &table);
+    let key = authdns_harness::write_file(dir, "big.key", "k\n");
     let paths = [&table, &key].map(|path| path.to_str().expect("a UTF-8 path"));
     let started = Instant::now();
     let tlds = Server::start(

@@ -18,9 +18,11 @@
 //! - [`server`]: accepting connections under limits, one thread each, until
 //!   a [`server::Stopper`] says stop.
 //! - [`tlds`], [`auth_server`], [`client`]: the three roles.
+//! - [`cli`]: what the programs' command lines share.
 //! - `sync`: the one rule for locks whose holder panicked.
 
 pub mod auth_server;
+pub mod cli;
 pub mod client;
 pub mod connection;
 pub mod digest;

@@ -1,11 +1,9 @@
 //! Command-line behaviour: help, usage errors, and start-up failures that
 //! must be one clear line naming the file, address or flag at fault.
 
-mod common;
-
 use std::net::TcpListener;
 
-use common::*;
+use authdns_harness::*;
 
 #[test]
 fn help_explains_every_flag() {

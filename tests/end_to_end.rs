@@ -1,7 +1,5 @@
 //! The four real programs, on loopback, resolving query files end to end.
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -9,7 +7,7 @@ use std::sync::mpsc;
 use std::thread;
 
 use authdns::digest::hmac_md5;
-use common::*;
+use authdns_harness::*;
 
 #[test]
 fn sample_data_covers_every_case() {

@@ -2,8 +2,6 @@
 //! server keeps serving everyone else, a client never hangs, and no result is
 //! silently lost.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Stdio;
@@ -11,7 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use authdns::digest::hmac_md5;
-use common::*;
+use authdns_harness::*;
 
 /// Waits (at most PATIENCE, trying every 50 ms) until `done` is true.
 fn eventually(mut done: impl FnMut() -> bool) {

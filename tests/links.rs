@@ -10,8 +10,6 @@ use std::sync::{Arc, Condvar};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-mod common;
-
 use authdns::auth_server::{self, AuthServer, Health, SharedLink, TldsLinks, TldsPeer};
 use authdns::connection::Connection;
 use authdns::digest::hmac_md5;
@@ -21,7 +19,7 @@ use authdns::table::Table;
 use authdns::tlds::{self, Listeners};
 use authdns::wire::AuthRequest;
 
-use common::{PATIENCE, slow_tlds};
+use authdns_harness::{PATIENCE, slow_tlds};
 
 /// A role running on a thread of this test; stopped and joined on drop.
 struct InProcess {

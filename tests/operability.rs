@@ -2,15 +2,13 @@
 //! client's one-off queries and summary, `tlds --check`, reloading a TLDS on
 //! SIGHUP, and the quick-start script under `dash`.
 
-mod common;
-
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
+use authdns_harness::*;
 
 fn sample(name: &str) -> String {
     std::fs::read_to_string(repo_file(name)).unwrap()
@@ -398,10 +396,7 @@ fn addresses(text: &str) -> Vec<SocketAddr> {
 /// Runs `demo.sh` under dash with the test's own binaries: its status,
 /// stdout and stderr.
 fn demo(dir: &std::path::Path, args: &[&str]) -> std::process::Child {
-    let bin_dir = std::path::Path::new(bin("client"))
-        .parent()
-        .unwrap()
-        .to_owned();
+    let bin_dir = bin("client").parent().unwrap().to_owned();
     Command::new("dash")
         .arg(repo_file("demo.sh"))
         .args(args)

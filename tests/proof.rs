@@ -1,13 +1,11 @@
 //! The opt-in proof of key on a TLDS's client port (`--require-proof` on the
 //! TLDS, `--prove` on the client), tested on the real programs.
 
-mod common;
-
 use std::net::SocketAddr;
 
 use authdns::digest::{Digest, hmac_md5};
 use authdns::wire::proof_message;
-use common::*;
+use authdns_harness::*;
 
 fn sample(name: &str) -> String {
     std::fs::read_to_string(repo_file(name)).unwrap()

@@ -3,8 +3,6 @@
 //! touching the previous output file (exit 130 or 143). A client killed
 //! outright leaves the previous output whole too.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
@@ -12,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use authdns::digest::hmac_md5;
-use common::*;
+use authdns_harness::*;
 
 /// Waits (boundedly) until `server` has logged a line containing `text`;
 /// that line, without its timestamp.

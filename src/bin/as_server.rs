@@ -1,13 +1,11 @@
 //! `as_server`: the authentication server; see [`authdns::auth_server`].
 
-#[path = "common/cli.rs"]
-mod cli;
-
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use authdns::auth_server::{self, Config, TldsPeer};
+use authdns::cli;
 use clap::Parser;
 use clap_verbosity_flag::{InfoLevel, Verbosity};
 

@@ -1,9 +1,6 @@
 //! `client`: resolves a query file through the AS and the TLDS servers; see
 //! [`authdns::client`].
 
-#[path = "common/cli.rs"]
-mod cli;
-
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Cursor};
 use std::path::{Path, PathBuf};
@@ -12,6 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use authdns::cli;
 use authdns::client::{self, AtomicFile, Echo, QueryLines, Results, Settings};
 use authdns::connection;
 use clap::Parser;

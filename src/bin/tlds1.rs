@@ -1,10 +1,5 @@
 //! `tlds1`: a TLDS with tlds1's defaults; see [`authdns::tlds`].
 
-#[path = "common/cli.rs"]
-mod cli;
-#[path = "common/tlds.rs"]
-mod tlds;
-
 fn main() -> std::process::ExitCode {
-    tlds::main(&authdns::tlds::TLDS1)
+    authdns::cli::tlds::main(&authdns::tlds::TLDS1)
 }

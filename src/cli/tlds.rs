@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::key::Key;
+use crate::table::Table;
+use crate::tlds::{self, Config, Defaults, Listeners, Records};
 use anyhow::{Context, Result};
-use authdns::key::Key;
-use authdns::table::Table;
-use authdns::tlds::{self, Config, Defaults, Listeners, Records};
 use clap::{CommandFactory, FromArgMatches, Parser};
 use clap_verbosity_flag::{InfoLevel, Verbosity};
 use ipnet::IpNet;
@@ -232,7 +232,7 @@ pub fn main(defaults: &Defaults) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use authdns::tlds::{TLDS1, TLDS2};
+    use crate::tlds::{TLDS1, TLDS2};
 
     #[test]
     fn the_two_programs_differ_only_in_defaults() {

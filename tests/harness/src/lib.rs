@@ -2,8 +2,10 @@
 //! binaries on loopback with port 0, learns their ports from the start-up
 //! line, and kills every process it started when the guard drops, whether
 //! the test passed or not.
-
-#![allow(dead_code)] // each test file uses its own part of the harness
+//!
+//! A crate of its own (a dev-dependency of `authdns`), so that every test
+//! file and the benchmark use it whole, as a library, rather than each
+//! compiling its own copy and silencing the parts it does not use.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -18,26 +20,54 @@ use std::time::{Duration, Instant};
 /// How long anything in a test may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
-pub fn bin(name: &str) -> &'static str {
-    match name {
-        "tlds1" => env!("CARGO_BIN_EXE_tlds1"),
-        "tlds2" => env!("CARGO_BIN_EXE_tlds2"),
-        "as_server" => env!("CARGO_BIN_EXE_as_server"),
-        "client" => env!("CARGO_BIN_EXE_client"),
-        other => panic!("no binary {other}"),
+/// Where Cargo put the running test's (or benchmark's) profile: the test
+/// runs from `<profile>/deps/`, and Cargo builds the package's binaries into
+/// `<profile>/` before any integration test or benchmark.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    let dir = exe.parent().expect("a test binary lies in a directory");
+    match dir.file_name() {
+        Some(name) if name == "deps" => dir.parent().unwrap_or(dir).to_owned(),
+        _ => dir.to_owned(),
     }
 }
 
+/// The path of one of the four programs, built with the test.
+pub fn bin(name: &str) -> PathBuf {
+    assert!(
+        ["tlds1", "tlds2", "as_server", "client"].contains(&name),
+        "no binary {name}"
+    );
+    let path = profile_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "{} is not built: run the tests with cargo",
+        path.display()
+    );
+    path
+}
+
+/// A file of the repository, such as `data/hns.txt`.
 pub fn repo_file(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join(relative)
+}
+
+/// HMAC-MD5 in lowercase hex, from the `hmac` crate: what a TLDS stand-in
+/// signs with, independent of the project's own signer.
+pub fn hmac_md5_hex(key: &[u8], message: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<md5::Md5>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(message);
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// A fresh, empty directory for one test.
 pub fn scratch_dir(name: &str) -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}-{n}", std::process::id()));
+    let dir = profile_dir()
+        .join("scratch")
+        .join(format!("{name}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create scratch dir");
     dir
@@ -485,7 +515,7 @@ pub fn slow_tlds(key: &'static str, delay: Duration) -> (SocketAddr, mpsc::Recei
                     let Ok(line) = line else { return };
                     let _ = seen_tx.send(line.clone());
                     thread::sleep(delay);
-                    let digest = authdns::digest::hmac_md5(key.as_bytes(), line.as_bytes());
+                    let digest = hmac_md5_hex(key.as_bytes(), line.as_bytes());
                     if writer.write_all(format!("{digest}\n").as_bytes()).is_err() {
                         return;
                     }

@@ -1,6 +1,10 @@
-//! What every program's command line shares: resolving and binding with
+//! What the four programs' command lines share: resolving and binding with
 //! errors that name the flag at fault, timeouts in seconds, signals, and
-//! turning a failure into one line on stderr and an exit status.
+//! turning a failure into one line on stderr and an exit status; and, in
+//! [`tlds`], the one command line of `tlds1` and `tlds2`. The binaries under
+//! `src/bin` hold only what is theirs alone.
+
+pub mod tlds;
 
 use std::net::{IpAddr, SocketAddr, TcpListener, ToSocketAddrs};
 use std::process::ExitCode;
@@ -10,8 +14,8 @@ use std::time::Duration;
 
 use std::io::Write;
 
+use crate::server::Stopper;
 use anyhow::{Context, Result, bail};
-use authdns::server::Stopper;
 use clap_verbosity_flag::{InfoLevel, Verbosity};
 use ipnet::IpNet;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -30,7 +34,6 @@ pub fn resolve(host: &str, port: u16, flags: &str) -> Result<Vec<SocketAddr>> {
 }
 
 /// Opens a listener; port 0 picks any free port.
-#[allow(dead_code)] // the client listens on nothing
 pub fn bind(host: &str, port: u16, flags: &str) -> Result<TcpListener> {
     let addrs = resolve(host, port, flags)?;
     TcpListener::bind(addrs.as_slice())
@@ -38,7 +41,6 @@ pub fn bind(host: &str, port: u16, flags: &str) -> Result<TcpListener> {
 }
 
 /// The address a listener really got (port 0 resolved), for the start-up line.
-#[allow(dead_code)] // the client listens on nothing
 pub fn local(listener: &TcpListener) -> String {
     listener
         .local_addr()
@@ -60,13 +62,11 @@ pub fn seconds(text: &str) -> Result<Duration> {
 
 /// Descriptors a server needs besides one per connection: standard
 /// streams, listeners, the files it reads at start, the signal pipe.
-#[allow(dead_code)] // the client serves no connections
 pub const SPARE_DESCRIPTORS: u64 = 32;
 
 /// Raises the soft open-file limit to the hard one, and refuses to start
 /// when even that is fewer than the `needed` descriptors that the
 /// connection limits named in `flags` can take.
-#[allow(dead_code)] // the client serves no connections
 pub fn ensure_descriptors(needed: u64, flags: &str) -> Result<()> {
     let limit = rlimit::increase_nofile_limit(u64::MAX)
         .context("cannot read or raise the open-file limit")?;
@@ -80,7 +80,6 @@ pub fn ensure_descriptors(needed: u64, flags: &str) -> Result<()> {
 }
 
 /// Parses an address (a range of one) or a range such as `10.0.0.0/8`.
-#[allow(dead_code)] // only the TLDS programs take ranges
 pub fn ip_range(text: &str) -> Result<IpNet> {
     if let Ok(ip) = text.parse::<IpAddr>() {
         return Ok(IpNet::from(ip));
@@ -106,7 +105,6 @@ pub fn on_stop_signal(on_signal: impl FnOnce(i32) + Send + 'static) -> Result<()
 }
 
 /// Calls `on_hangup` on a thread of its own each time SIGHUP arrives.
-#[allow(dead_code)] // only the TLDS programs reload
 pub fn on_hangup(mut on_hangup: impl FnMut() + Send + 'static) -> Result<()> {
     let mut signals = Signals::new([SIGHUP]).context("cannot listen for SIGHUP")?;
     std::thread::Builder::new()
@@ -163,10 +161,8 @@ pub fn report(program: &str, result: Result<ExitCode>) -> ExitCode {
 }
 
 /// The signal that stopped a server, once one has.
-#[allow(dead_code)] // the client exits on the signal itself
 pub struct StopSignal(Arc<AtomicI32>);
 
-#[allow(dead_code)] // the client exits on the signal itself
 impl StopSignal {
     /// A [`Stopper`] that SIGINT and SIGTERM trigger, and what will say
     /// which one did.
