@@ -20,6 +20,7 @@
 //! - [`tlds`], [`auth_server`], [`client`]: the three roles.
 //! - [`cli`]: what the programs' command lines share.
 //! - `sync`: the one rule for locks whose holder panicked.
+//! - `packed`: many strings end to end in one buffer, for batches.
 
 pub mod auth_server;
 pub mod cli;
@@ -27,6 +28,7 @@ pub mod client;
 pub mod connection;
 pub mod digest;
 pub mod key;
+mod packed;
 pub mod query;
 pub mod scan;
 pub mod server;

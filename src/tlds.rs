@@ -21,6 +21,7 @@ use ipnet::IpNet;
 use crate::connection::{PeerAddr, Respond};
 use crate::digest::{Signer, sign_many};
 use crate::key::Key;
+use crate::packed::Packed;
 use crate::server::{self, Allow, Gate, Port, Stopper};
 use crate::sync::unpoisoned;
 use crate::table::Table;
@@ -133,8 +134,7 @@ impl Records {
         ChallengeReplies {
             records: self,
             peer,
-            challenges: Vec::new(),
-            queued: Vec::new(),
+            queued: Packed::default(),
         }
     }
 
@@ -246,25 +246,22 @@ impl Respond for HostAnswers<'_> {
 
 /// The AS port's [`Respond`]: one challenge in, its digest (or an error)
 /// out. Challenges are queued as they arrive and a whole burst is signed when
-/// its replies are about to be written, so that [`sign_many`] can sign eight
-/// side by side.
+/// its replies are about to be written, so that [`sign_many`] can sign
+/// sixteen side by side.
 pub struct ChallengeReplies<'r> {
     records: &'r Records,
     peer: PeerAddr,
-    /// The queued challenges' bytes, end to end.
-    challenges: Vec<u8>,
-    /// Each queued request in order: where its challenge ends in
-    /// `challenges`, or why it was refused.
-    queued: Vec<Result<usize, WireError>>,
+    /// Each queued request in order: its challenge, or (with no text) why
+    /// it was refused.
+    queued: Packed<Result<(), WireError>>,
 }
 
 impl Respond for ChallengeReplies<'_> {
     fn respond(&mut self, line: &[u8], _out: &mut Vec<u8>) {
-        let queued = ChallengeRequest::parse(line).map(|ChallengeRequest(challenge)| {
-            self.challenges.extend_from_slice(challenge.as_bytes());
-            self.challenges.len()
-        });
-        self.queued.push(queued);
+        match ChallengeRequest::parse(line) {
+            Ok(ChallengeRequest(challenge)) => self.queued.push(challenge, Ok(())),
+            Err(err) => self.queued.push("", Err(err)),
+        }
     }
 
     fn complete(&mut self, out: &mut Vec<u8>) {
@@ -273,19 +270,11 @@ impl Respond for ChallengeReplies<'_> {
         }
         let tlds = self.records.current();
         let signer = &tlds.signer;
-        let mut start = 0;
         let work: Vec<(&Signer, &[u8])> = self
             .queued
             .iter()
-            .filter_map(|queued| queued.as_ref().ok())
-            .map(|&end| {
-                let challenge = self
-                    .challenges
-                    .get(start..end)
-                    .expect("each queued challenge ends within the queued bytes");
-                start = end;
-                (signer, challenge)
-            })
+            .filter(|(_, refused)| refused.is_ok())
+            .map(|(challenge, _)| (signer, challenge.as_bytes()))
             .collect();
         if log::log_enabled!(log::Level::Trace) {
             for (_, challenge) in &work {
@@ -299,18 +288,18 @@ impl Respond for ChallengeReplies<'_> {
         let mut digests = Vec::with_capacity(work.len());
         sign_many(&work, |digest| digests.push(digest));
         let mut digests = digests.into_iter();
-        for queued in self.queued.drain(..) {
+        for (_, queued) in self.queued.iter() {
             match queued {
-                Ok(_) => {
+                Ok(()) => {
                     let digest = digests
                         .next()
                         .expect("sign_many gives one digest per queued challenge");
                     DigestReply::Digest(digest).write_to(out)
                 }
-                Err(err) => wire::write_error(out, &err),
+                Err(err) => wire::write_error(out, err),
             }
         }
-        self.challenges.clear();
+        self.queued.clear();
     }
 
     fn queued(&self) -> usize {

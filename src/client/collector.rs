@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::io;
 
 use super::{ClientError, Kind, Summary};
+use crate::packed::Packed;
 
 /// Where the collector puts result lines, in input order.
 pub trait Results {
@@ -23,52 +24,44 @@ impl<F: FnMut(&str) -> io::Result<()>> Results for F {
     }
 }
 
-/// Finished result lines, end to end in one string with each one's query
+/// Finished result lines, end to end in one buffer with each one's query
 /// and kind beside: a batch of results costs no allocation per line, and
-/// its string is reused from batch to batch.
+/// its buffer is reused from batch to batch.
 #[derive(Debug, Default)]
-pub(super) struct ResultLines {
-    text: String,
-    /// Each line's query (its place among the file's queries and malformed
-    /// lines), where it ends in `text`, and its kind.
-    lines: Vec<(usize, usize, Kind)>,
-}
+pub(super) struct ResultLines(
+    /// Each line, tagged with its query (its place among the file's queries
+    /// and malformed lines) and its kind.
+    Packed<(usize, Kind)>,
+);
 
 impl ResultLines {
     pub fn push(&mut self, index: usize, line: &str, kind: Kind) {
-        self.text.push_str(line);
-        self.lines.push((index, self.text.len(), kind));
+        self.0.push(line, (index, kind));
     }
 
     pub fn is_empty(&self) -> bool {
-        self.lines.is_empty()
+        self.0.is_empty()
     }
 
     pub fn clear(&mut self) {
-        self.text.clear();
-        self.lines.clear();
+        self.0.clear();
     }
 
     /// Each line's query, text and kind, in the order pushed.
     fn iter(&self) -> impl Iterator<Item = (usize, &str, Kind)> {
-        let mut start = 0;
-        self.lines.iter().map(move |&(index, end, kind)| {
-            let line = self
-                .text
-                .get(start..end)
-                .expect("lines are kept end to end");
-            start = end;
-            (index, line, kind)
-        })
+        self.0
+            .iter()
+            .map(|(line, &(index, kind))| (index, line, kind))
     }
 }
 
 pub(super) struct Collector<'r, R> {
     results: &'r mut R,
-    /// For queries `next..`: where the text of a result that arrived before
-    /// an earlier one's lies in `held`, and its kind.
-    waiting: VecDeque<Option<(usize, usize, Kind)>>,
-    held: String,
+    /// For queries `next..`: which of `held` is the result that arrived
+    /// before an earlier one's.
+    waiting: VecDeque<Option<usize>>,
+    /// The results that overtook an earlier one, with their kinds.
+    held: Packed<Kind>,
     /// Index of the next result to give out.
     next: usize,
     summary: Summary,
@@ -84,7 +77,7 @@ impl<'r, R: Results> Collector<'r, R> {
         Collector {
             results,
             waiting: VecDeque::new(),
-            held: String::new(),
+            held: Packed::default(),
             next: 0,
             summary: Summary::default(),
             error: None,
@@ -113,10 +106,10 @@ impl<'r, R: Results> Collector<'r, R> {
         if offset >= self.waiting.len() {
             self.waiting.resize_with(offset + 1, || None);
         }
-        let start = self.held.len();
-        self.held.push_str(line);
+        let at = self.held.len();
+        self.held.push(line, kind);
         if let Some(slot) = self.waiting.get_mut(offset) {
-            *slot = Some((start, self.held.len(), kind));
+            *slot = Some(at);
         }
     }
 
@@ -129,43 +122,51 @@ impl<'r, R: Results> Collector<'r, R> {
         }
         if self.waiting.is_empty() {
             self.held.clear();
-        } else if self.held.len() > COMPACT_AT {
+        } else if self.held.text_len() > COMPACT_AT {
             self.compact();
         }
     }
 
     /// Drops the text of results already given out, if that is most of it.
     fn compact(&mut self) {
+        let held = &self.held;
         let live: usize = self
             .waiting
             .iter()
             .flatten()
-            .map(|(start, end, _)| end - start)
+            .filter_map(|&at| held.get(at))
+            .map(|(line, _)| line.len())
             .sum();
-        if live * 2 > self.held.len() {
+        if live * 2 > self.held.text_len() {
             return;
         }
-        let mut kept = String::with_capacity(live * 2);
-        for (start, end, _) in self.waiting.iter_mut().flatten() {
-            let line = self
-                .held
-                .get(*start..*end)
-                .expect("held lines lie in the held text");
-            *start = kept.len();
-            kept.push_str(line);
-            *end = kept.len();
+        let mut kept = Packed::default();
+        for slot in self.waiting.iter_mut() {
+            if let Some(at) = *slot {
+                *slot = self.held.get(at).map(|(line, &kind)| {
+                    kept.push(line, kind);
+                    kept.len() - 1
+                });
+            }
         }
         self.held = kept;
     }
 
-    /// Gives out a held result: where its text lies in `held`, and its kind.
-    fn emit_held(&mut self, index: usize, (start, end, kind): (usize, usize, Kind)) {
+    /// Gives out held result number `at`.
+    fn emit_held(&mut self, index: usize, at: usize) {
         let held = std::mem::take(&mut self.held);
-        let line = held
-            .get(start..end)
-            .expect("held lines lie in the held text");
-        self.emit(index, line, kind);
+        match held.get(at) {
+            Some((line, &kind)) => self.emit(index, line, kind),
+            None => self.emit_missing(index),
+        }
         self.held = held;
+    }
+
+    /// A result that never came: a bug, said in the query's own line
+    /// rather than dropped.
+    fn emit_missing(&mut self, index: usize) {
+        let line = format!("Error: query {} got no result (internal error)", index + 1);
+        self.emit(index, &line, Kind::Failed);
     }
 
     fn emit(&mut self, index: usize, line: &str, kind: Kind) {
@@ -194,11 +195,8 @@ impl<'r, R: Results> Collector<'r, R> {
         while self.next < total {
             let index = self.next;
             match self.waiting.pop_front().flatten() {
-                Some(result) => self.emit_held(index, result),
-                None => {
-                    let line = format!("Error: query {} got no result (internal error)", index + 1);
-                    self.emit(index, &line, Kind::Failed);
-                }
+                Some(at) => self.emit_held(index, at),
+                None => self.emit_missing(index),
             }
             self.next += 1;
         }

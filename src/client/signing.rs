@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::digest::{Signer, sign_many};
+use crate::packed::Packed;
 use crate::query::Query;
 use crate::wire::AuthRequest;
 
@@ -18,17 +19,15 @@ pub(super) struct Requests {
     signers: Vec<(Box<str>, Signer)>,
     /// The places in `signers` of the last two keys looked up, newest first.
     recent: [Option<usize>; 2],
-    /// The queued challenges' bytes, end to end.
-    challenges: String,
-    /// Each queued request: which signer, and where its challenge ends.
-    queued: Vec<(usize, usize)>,
+    /// Each queued request's challenge, tagged with its signer's place in
+    /// `signers`.
+    queued: Packed<usize>,
 }
 
 impl Requests {
     pub fn push(&mut self, query: &Query<'_>) {
         let signer = self.signer_for(query.key);
-        self.challenges.push_str(query.challenge);
-        self.queued.push((signer, self.challenges.len()));
+        self.queued.push(query.challenge, signer);
     }
 
     /// The place in `signers` of `key`'s signer, made on first sight.
@@ -57,18 +56,12 @@ impl Requests {
 
     /// Signs every queued request and appends it to `out`, in order.
     pub fn write_to(&mut self, out: &mut Vec<u8>) {
-        let mut start = 0;
         let work: Vec<(&Signer, &str)> = self
             .queued
             .iter()
-            .map(|&(signer, end)| {
-                let challenge = self
-                    .challenges
-                    .get(start..end)
-                    .expect("challenges are queued end to end");
-                start = end;
-                let (_, signer) = self.signers.get(signer).expect("a signer per key seen");
-                (signer, challenge)
+            .filter_map(|(challenge, &signer)| {
+                let (_, signer) = self.signers.get(signer)?;
+                Some((signer, challenge))
             })
             .collect();
         let mut challenges = work.iter().map(|&(_, challenge)| challenge);
@@ -79,7 +72,6 @@ impl Requests {
             AuthRequest { challenge, digest }.write_to(out);
         });
         self.queued.clear();
-        self.challenges.clear();
     }
 }
 

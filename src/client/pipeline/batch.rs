@@ -9,16 +9,17 @@ use super::super::Kind;
 use super::super::collector::{Collector, ResultLines, Results};
 use super::super::replies::{PeerError, failed_line};
 use super::window::Window;
+use crate::packed::Packed;
 use crate::sync::unpoisoned;
 
 /// Queries written on one hop and waiting for their replies there, in the
 /// order they were written, with their hostnames (and, when the client
-/// proves its keys, their keys) end to end.
+/// proves its keys, their keys).
 #[derive(Default)]
 pub(super) struct Sent {
-    pub(super) text: String,
-    /// Each query's index, and where its hostname and its key end in `text`.
-    pub(super) queries: Vec<(usize, usize, usize)>,
+    /// Each query's hostname and key end to end, tagged with the query's
+    /// index and where its hostname ends.
+    queries: Packed<(usize, usize)>,
     /// When the batch's requests were handed to the socket.
     pub(super) written_at: Option<Instant>,
 }
@@ -34,11 +35,10 @@ pub(super) struct Waiting<'a> {
 
 impl Sent {
     pub(super) fn push(&mut self, query: Waiting<'_>) {
-        self.text.push_str(query.hostname);
-        let hostname_end = self.text.len();
-        self.text.push_str(query.key);
-        self.queries
-            .push((query.index, hostname_end, self.text.len()));
+        self.queries.push_parts(
+            &[query.hostname, query.key],
+            (query.index, query.hostname.len()),
+        );
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -51,19 +51,16 @@ impl Sent {
 
     /// Each query, in order.
     pub(super) fn iter(&self) -> impl Iterator<Item = Waiting<'_>> {
-        let mut start = 0;
-        self.queries
-            .iter()
-            .map(move |&(index, hostname_end, key_end)| {
-                let text = |range| self.text.get(range).expect("queries are kept end to end");
-                let waiting = Waiting {
-                    index,
-                    hostname: text(start..hostname_end),
-                    key: text(hostname_end..key_end),
-                };
-                start = key_end;
-                waiting
-            })
+        self.queries.iter().map(|(text, &(index, hostname_len))| {
+            // The hostname was pushed whole before the key: it ends on a
+            // character boundary within the text.
+            let (hostname, key) = text.split_at_checked(hostname_len).unwrap_or((text, ""));
+            Waiting {
+                index,
+                hostname,
+                key,
+            }
+        })
     }
 }
 
