@@ -5,8 +5,9 @@
 //! Every server port runs [`serve`], so a slow, silent or hostile peer is
 //! handled the same way everywhere. A [`Stopper`] ends every listener of one
 //! process: each stops accepting, open connections have their input closed
-//! (so requests already read are still answered), and [`serve`] returns once
-//! they are done or [`GRACE`] has passed.
+//! (so requests already read are still answered); [`serve`] returns as soon
+//! as its listener has stopped, and [`wait_out_grace`] then waits until the
+//! connections are done or [`GRACE`] has passed.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -192,7 +193,7 @@ pub struct Port {
 
 /// Accepts connections on `listener` until `stopper` says stop, running
 /// `handle` on a thread of its own for each one admitted. Returns once the
-/// listener has stopped; [`finish`] then winds the connections down.
+/// listener has stopped; [`wait_out_grace`] then winds the connections down.
 pub fn serve<F>(port: &Port, listener: TcpListener, gate: &Arc<Gate>, stopper: &Stopper, handle: F)
 where
     F: Fn(Connection) -> Served + Send + Sync + 'static,
@@ -301,7 +302,7 @@ impl Throttle {
 
 /// After every listener of `gates` has stopped: lets the open connections
 /// answer what they have read, for at most [`GRACE`] in all.
-pub fn finish(gates: &[&Gate]) {
+pub fn wait_out_grace(gates: &[&Gate]) {
     let deadline = Instant::now() + GRACE;
     for gate in gates {
         gate.drain(deadline);

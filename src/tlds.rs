@@ -352,7 +352,7 @@ pub fn run(config: Config, listeners: Listeners, stopper: &Stopper) -> io::Resul
         );
         Ok::<(), io::Error>(())
     })?;
-    server::finish(&[&as_gate, &client_gate]);
+    server::wait_out_grace(&[&as_gate, &client_gate]);
     Ok(())
 }
 

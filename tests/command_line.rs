@@ -326,7 +326,7 @@ fn servers_fit_their_connection_limits_to_the_open_file_limit() {
 
     // Only the soft limit is low: the server raises it and starts.
     let tlds = Server::start_command("tlds1", limited("-S -n 100", "tlds1", &args));
-    let mut peer = Peer::connect(tlds.addrs[1]);
+    let mut peer = LineClient::connect(tlds.addrs[1]);
     assert_eq!(
         peer.ask("a.example").as_deref(),
         Some("a.example 10.0.0.1 A")
@@ -339,7 +339,9 @@ fn servers_fit_their_connection_limits_to_the_open_file_limit() {
     ]
     .concat();
     let tlds = Server::start_command("tlds1", limited("-n 100", "tlds1", &small));
-    let mut admitted: Vec<Peer> = (0..20).map(|_| Peer::connect(tlds.addrs[1])).collect();
+    let mut admitted: Vec<LineClient> = (0..20)
+        .map(|_| LineClient::connect(tlds.addrs[1]))
+        .collect();
     for peer in &mut admitted {
         assert_eq!(
             peer.ask("a.example").as_deref(),
@@ -347,7 +349,7 @@ fn servers_fit_their_connection_limits_to_the_open_file_limit() {
         );
     }
     for _ in 0..60 {
-        let mut extra = Peer::connect(tlds.addrs[1]);
+        let mut extra = LineClient::connect(tlds.addrs[1]);
         assert_eq!(extra.reply().as_deref(), Some("Error: server busy"));
     }
 }

@@ -361,7 +361,7 @@ fn servers_answer_bad_requests_and_keep_serving_the_connection() {
     let system = System::start_samples(&dir);
     let digest = hmac_md5(b"k1234", b"alpha").to_string();
 
-    let mut tlds_as = Peer::connect(system.tlds1.addrs[0]);
+    let mut tlds_as = LineClient::connect(system.tlds1.addrs[0]);
     assert!(tlds_as.ask("").unwrap().starts_with("Error: "));
     assert!(
         tlds_as
@@ -371,7 +371,7 @@ fn servers_answer_bad_requests_and_keep_serving_the_connection() {
     );
     assert_eq!(tlds_as.ask("alpha").unwrap(), digest);
 
-    let mut tlds_client = Peer::connect(system.tlds1.addrs[1]);
+    let mut tlds_client = LineClient::connect(system.tlds1.addrs[1]);
     assert!(tlds_client.ask("a b").unwrap().starts_with("Error: "));
     assert_eq!(
         tlds_client.ask("rutgers.EDU.").unwrap(),
@@ -379,7 +379,7 @@ fn servers_answer_bad_requests_and_keep_serving_the_connection() {
     );
     assert_eq!(tlds_client.ask("edu").unwrap(), "edu - NS");
 
-    let mut auth = Peer::connect(system.auth.addrs[0]);
+    let mut auth = LineClient::connect(system.auth.addrs[0]);
     assert!(
         auth.ask("alpha")
             .unwrap()
@@ -422,7 +422,7 @@ fn pipelined_requests_are_answered_in_order() {
         expected.insert(i, format!("127.0.0.1 {port}"));
         order.push(i);
     }
-    let mut auth = Peer::connect(system.auth.addrs[0]);
+    let mut auth = LineClient::connect(system.auth.addrs[0]);
     auth.send(burst.as_bytes());
     for i in order {
         assert_eq!(auth.reply().as_ref(), expected.get(&i), "reply {i}");

@@ -74,7 +74,7 @@ fn bad_input_gets_one_error_line_and_the_connection_serves_on() {
         ),
     ];
     for (addr, bad, good, answer) in cases {
-        let mut peer = Peer::connect(addr);
+        let mut peer = LineClient::connect(addr);
         let bad_lines = bad.iter().map(String::as_bytes).chain(common_bad);
         for line in bad_lines {
             peer.send(line);
@@ -101,7 +101,7 @@ fn an_overlong_line_is_refused_and_its_connection_closed() {
     ];
     for addr in servers {
         for with_newline in [true, false] {
-            let mut peer = Peer::connect(addr);
+            let mut peer = LineClient::connect(addr);
             let mut line = vec![b'a'; 1025];
             if with_newline {
                 line.push(b'\n');
@@ -118,7 +118,7 @@ fn an_overlong_line_is_refused_and_its_connection_closed() {
             assert_eq!(peer.reply(), None, "{addr}: connection should be closed");
         }
         // The longest allowed line is only a bad request, not a closed connection.
-        let mut peer = Peer::connect(addr);
+        let mut peer = LineClient::connect(addr);
         peer.send(&[vec![b'x'; 1024], b"\r\n".to_vec()].concat());
         let reply = peer.reply().unwrap();
         assert!(
@@ -133,11 +133,11 @@ fn connections_past_the_limit_hear_server_busy_and_the_rest_are_unaffected() {
     let dir = scratch_dir("busy");
     let tlds = sample_tlds1(&dir, &["--max-connections", "3"]);
     let client_port = tlds.addrs[1];
-    let mut admitted: Vec<Peer> = (0..3).map(|_| Peer::connect(client_port)).collect();
+    let mut admitted: Vec<LineClient> = (0..3).map(|_| LineClient::connect(client_port)).collect();
     for peer in &mut admitted {
         assert_eq!(peer.ask("edu").as_deref(), Some("edu - NS"));
     }
-    let mut extra = Peer::connect(client_port);
+    let mut extra = LineClient::connect(client_port);
     assert_eq!(extra.reply().as_deref(), Some("Error: server busy"));
     assert_eq!(extra.reply(), None);
     for peer in &mut admitted {
@@ -150,7 +150,7 @@ fn connections_past_the_limit_hear_server_busy_and_the_rest_are_unaffected() {
     admitted.pop();
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let mut peer = Peer::connect(client_port);
+        let mut peer = LineClient::connect(client_port);
         if peer.ask("edu").as_deref() == Some("edu - NS") {
             break;
         }
@@ -180,7 +180,7 @@ fn two_thousand_connections_at_once_neither_crash_nor_wedge_a_server() {
         drop(flood);
         let deadline = Instant::now() + PATIENCE;
         loop {
-            let mut peer = Peer::connect(addr);
+            let mut peer = LineClient::connect(addr);
             let reply = peer.ask("edu");
             if reply.as_deref().is_some_and(|r| !r.contains("busy")) {
                 break;
@@ -207,12 +207,12 @@ fn idle_connections_are_closed() {
     );
     for addr in [tlds.addrs[1], auth.addrs[0]] {
         let started = Instant::now();
-        let mut peer = Peer::connect(addr);
+        let mut peer = LineClient::connect(addr);
         assert_eq!(peer.reply(), None, "{addr}");
         assert!(started.elapsed() >= Duration::from_millis(250), "{addr}");
     }
     // A connection that keeps talking is not idle.
-    let mut peer = Peer::connect(tlds.addrs[1]);
+    let mut peer = LineClient::connect(tlds.addrs[1]);
     for _ in 0..5 {
         thread::sleep(Duration::from_millis(150));
         assert_eq!(peer.ask("edu").as_deref(), Some("edu - NS"));
@@ -238,7 +238,7 @@ fn a_silent_tlds_costs_the_as_at_most_its_timeout() {
         ("127.0.0.1", silent.port(), silent.port()),
         &["--timeout", "0.5"],
     );
-    let mut peer = Peer::connect(auth.addrs[0]);
+    let mut peer = LineClient::connect(auth.addrs[0]);
     let good = hmac_md5(b"k1234", b"alpha");
     let started = Instant::now();
     assert_eq!(
@@ -361,7 +361,7 @@ fn the_as_reconnects_to_a_restarted_tlds_without_restarting() {
     let (a2, c2) = system.tlds2.tlds_ports();
     let digest = hmac_md5(b"k5678", b"foxtrot");
     let request = format!("foxtrot {digest}");
-    let mut peer = Peer::connect(system.auth.addrs[0]);
+    let mut peer = LineClient::connect(system.auth.addrs[0]);
     assert_eq!(peer.ask(&request), Some(format!("127.0.0.1 {c2}")));
 
     system.tlds2.kill();
@@ -508,11 +508,11 @@ fn as_allow_limits_who_may_ask_for_digests() {
         "k1234\n",
         &["--as-allow", "127.0.0.9"],
     );
-    let mut peer = Peer::connect(closed.addrs[0]);
+    let mut peer = LineClient::connect(closed.addrs[0]);
     assert_eq!(peer.reply().as_deref(), Some("Error: not allowed"));
     assert_eq!(peer.reply(), None);
     // Only the signing port is restricted.
-    let mut client = Peer::connect(closed.addrs[1]);
+    let mut client = LineClient::connect(closed.addrs[1]);
     assert_eq!(client.ask("edu").as_deref(), Some("edu - NS"));
     let deadline = Instant::now() + PATIENCE;
     while !closed.stderr().contains("refused 127.0.0.1") {
@@ -532,7 +532,7 @@ fn as_allow_limits_who_may_ask_for_digests() {
         "k1234\n",
         &["--as-allow", "10.1.1.1", "--as-allow", "127.0.0.1"],
     );
-    let mut peer = Peer::connect(open.addrs[0]);
+    let mut peer = LineClient::connect(open.addrs[0]);
     assert_eq!(
         peer.ask("alpha"),
         Some(hmac_md5(b"k1234", b"alpha").to_string())
@@ -554,7 +554,7 @@ fn keys_never_appear_in_logs_errors_or_replies() {
     );
     let run = run_client(&dir, system.auth.port(), &queries, &["-vv"]);
     assert_eq!(run.status.code(), Some(1), "{run:?}");
-    let mut peer = Peer::connect(system.auth.addrs[0]);
+    let mut peer = LineClient::connect(system.auth.addrs[0]);
     for bad in ["", "x", "x y z", "x 00000000000000000000000000000000"] {
         peer.ask(bad);
     }
@@ -588,7 +588,7 @@ fn the_as_reconnects_when_a_tlds_has_idled_its_link_out() {
     );
     let (_, c1) = system.tlds1.tlds_ports();
     let auth = &system.auth;
-    let mut peer = Peer::connect(auth.addrs[0]);
+    let mut peer = LineClient::connect(auth.addrs[0]);
     let request = format!("alpha {}", hmac_md5(b"k1234", b"alpha"));
     for _ in 0..3 {
         assert_eq!(peer.ask(&request), Some(format!("127.0.0.1 {c1}")));
@@ -661,7 +661,7 @@ fn as_allow_takes_ranges_and_both_forms_of_ipv4() {
     let table = read_sample("data/tlds1.tsv");
     let signs = |server: &Server| {
         let port = server.addrs[0].port();
-        let mut peer = Peer::connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+        let mut peer = LineClient::connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
         peer.ask("alpha")
     };
     let digest = Some(hmac_md5(b"k1234", b"alpha").to_string());
@@ -731,18 +731,18 @@ fn busy_refusals_are_logged_at_most_once_a_second() {
     let dir = scratch_dir("busy-log");
     let tlds = sample_tlds1(&dir, &["--max-connections", "1"]);
     let client_port = tlds.addrs[1];
-    let mut held = Peer::connect(client_port);
+    let mut held = LineClient::connect(client_port);
     assert_eq!(held.ask("edu").as_deref(), Some("edu - NS"));
     let started = Instant::now();
     for _ in 0..200 {
-        let mut extra = Peer::connect(client_port);
+        let mut extra = LineClient::connect(client_port);
         assert_eq!(extra.reply().as_deref(), Some("Error: server busy"));
     }
     let busy_lines = |stderr: &str| stderr.lines().filter(|l| l.contains("busy")).count();
     let allowed = started.elapsed().as_secs() as usize + 1;
     assert!(busy_lines(&tlds.stderr()) <= allowed, "{}", tlds.stderr());
     thread::sleep(Duration::from_millis(1100));
-    let mut late = Peer::connect(client_port);
+    let mut late = LineClient::connect(client_port);
     assert_eq!(late.reply().as_deref(), Some("Error: server busy"));
     let deadline = Instant::now() + PATIENCE;
     while !tlds.stderr().contains("more like it not shown") {
@@ -1183,7 +1183,7 @@ fn a_reply_must_be_whole_within_the_timeout() {
         ("127.0.0.1", slow_tlds, slow_tlds),
         &["--timeout", "1"],
     );
-    let mut peer = Peer::connect(auth.addrs[0]);
+    let mut peer = LineClient::connect(auth.addrs[0]);
     let started = Instant::now();
     let reply = peer
         .ask(&format!("beta {}", hmac_md5(b"k5678", b"beta")))
@@ -1257,7 +1257,7 @@ fn run_paced_client(args: &[String], lines: &[(Duration, &str)]) -> (ClientRun, 
     }
     drop(stdin);
     let status = child.wait_within_patience(started, "the client did not finish");
-    let run = captured.finish(status, started);
+    let run = captured.collect(status, started);
     (run, last_written)
 }
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Condvar};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use authdns::auth_server::{self, AuthServer, Health, SharedLink, TldsLinks, TldsPeer};
+use authdns::auth_server::{self, AuthServer, Health, SharedLink, TldsEndpoint, TldsLinks};
 use authdns::connection::Connection;
 use authdns::digest::hmac_md5;
 use authdns::key::Key;
@@ -89,8 +89,8 @@ fn tlds(
     (role, as_addr, client_addr)
 }
 
-fn peer(name: &'static str, as_addr: SocketAddr, client_port: u16) -> TldsPeer {
-    TldsPeer::new(
+fn peer(name: &'static str, as_addr: SocketAddr, client_port: u16) -> TldsEndpoint {
+    TldsEndpoint::new(
         name,
         "127.0.0.1".to_owned(),
         as_addr.port(),

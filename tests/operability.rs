@@ -130,7 +130,7 @@ fn the_default_level_logs_changes_not_traffic() {
         "k\n",
         &["-v"],
     );
-    let mut peer = Peer::connect(verbose.addrs[1]);
+    let mut peer = LineClient::connect(verbose.addrs[1]);
     assert_eq!(
         peer.ask("a.example").as_deref(),
         Some("a.example 10.0.0.1 A")
@@ -157,7 +157,7 @@ fn the_default_level_logs_changes_not_traffic() {
         .args(["--key-file", repo_file("data/key2.txt").to_str().unwrap()])
         .env("RUST_LOG", "debug");
     let from_env = Server::start_command("tlds2", command);
-    let mut peer = Peer::connect(from_env.addrs[1]);
+    let mut peer = LineClient::connect(from_env.addrs[1]);
     assert_eq!(peer.ask("com").as_deref(), Some("com - NS"));
     drop(peer);
     wait_for_log(&from_env, "left after 1 requests");
@@ -355,13 +355,13 @@ fn sighup_reloads_the_table_and_a_broken_one_keeps_the_old() {
         &[],
     );
     let table = dir.join("tlds1.tsv");
-    let mut peer = Peer::connect(tlds.addrs[1]);
+    let mut peer = LineClient::connect(tlds.addrs[1]);
     assert_eq!(
         peer.ask("a.example").as_deref(),
         Some("a.example 10.0.0.1 A")
     );
 
-    let serves_the_new_table = |peer: &mut Peer| {
+    let serves_the_new_table = |peer: &mut LineClient| {
         for (name, address) in [("a.example", "10.0.0.2"), ("b.example", "10.0.0.3")] {
             let record = format!("{name} {address} A");
             assert_eq!(peer.ask(name), Some(record));

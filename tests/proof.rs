@@ -24,8 +24,8 @@ fn proving_tlds1(dir: &std::path::Path) -> Server {
 }
 
 /// A connection to the client port and the nonce it was greeted with.
-fn greeted(client_port: SocketAddr) -> (Peer, String) {
-    let mut peer = Peer::connect(client_port);
+fn greeted(client_port: SocketAddr) -> (LineClient, String) {
+    let mut peer = LineClient::connect(client_port);
     let greeting = peer.reply().expect("a greeting");
     let nonce = greeting
         .strip_prefix("PROOF ")
@@ -105,7 +105,8 @@ fn a_proof_from_one_connection_is_refused_on_another() {
 fn the_as_port_cannot_mint_a_proof() {
     let dir = scratch_dir("proof-mint");
     let tlds = proving_tlds1(&dir);
-    let (mut signer, mut nonce_holder) = (Peer::connect(tlds.addrs[0]), greeted(tlds.addrs[1]));
+    let (mut signer, mut nonce_holder) =
+        (LineClient::connect(tlds.addrs[0]), greeted(tlds.addrs[1]));
     let nonce = nonce_holder.1.clone();
     // The message itself, and every spelling of it without the NUL.
     let mut message = proof_message(&nonce);

@@ -38,7 +38,7 @@ fn the_as_answers_what_it_has_read_then_exits_on_sigterm() {
         ("127.0.0.1", a2.port(), 7002),
         &[],
     );
-    let mut peer = Peer::connect(auth.addrs[0]);
+    let mut peer = LineClient::connect(auth.addrs[0]);
     let digest = hmac_md5(b"k2", b"late");
     peer.send(format!("late {digest}\n").as_bytes());
     assert_eq!(seen.recv_timeout(PATIENCE).unwrap(), "late");
@@ -65,7 +65,7 @@ fn each_tlds_exits_cleanly_on_sigint_and_sigterm() {
             &[],
         );
         let (_, client_port) = tlds.tlds_ports();
-        let mut peer = Peer::connect(SocketAddr::from(([127, 0, 0, 1], client_port)));
+        let mut peer = LineClient::connect(SocketAddr::from(([127, 0, 0, 1], client_port)));
         assert_eq!(
             peer.ask("a.example").as_deref(),
             Some("a.example 10.0.0.1 A")

@@ -12,7 +12,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::peer::{LinkError, LinkErrorKind, TldsPeer};
+use super::endpoint::{LinkError, LinkErrorKind, TldsEndpoint};
 use crate::connection::{self, Connection, LineClock};
 use crate::sync::unpoisoned;
 use crate::wire::ChallengeRequest;
@@ -41,8 +41,8 @@ struct State {
 }
 
 /// One TLDS's health, shared by its links and its prober.
-pub struct PeerHealth {
-    peer: Arc<TldsPeer>,
+pub struct TldsHealth {
+    peer: Arc<TldsEndpoint>,
     described: Arc<str>,
     timeout: Duration,
     state: Mutex<State>,
@@ -50,9 +50,9 @@ pub struct PeerHealth {
     stopping: Condvar,
 }
 
-impl PeerHealth {
-    pub fn new(peer: Arc<TldsPeer>, timeout: Duration) -> Arc<PeerHealth> {
-        Arc::new(PeerHealth {
+impl TldsHealth {
+    pub fn new(peer: Arc<TldsEndpoint>, timeout: Duration) -> Arc<TldsHealth> {
+        Arc::new(TldsHealth {
             described: peer.describe().into(),
             peer,
             timeout,
@@ -65,7 +65,7 @@ impl PeerHealth {
         })
     }
 
-    pub fn peer(&self) -> &Arc<TldsPeer> {
+    pub fn peer(&self) -> &Arc<TldsEndpoint> {
         &self.peer
     }
 

@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::health::{Health, PeerHealth};
-use super::peer::{Answer, LinkError, LinkErrorKind, TldsPeer};
+use super::endpoint::{Answer, LinkError, LinkErrorKind, TldsEndpoint};
+use super::health::{Health, TldsHealth};
 use crate::connection::{self, LineClock, LineReader, Socket};
 use crate::sync::{lock, unpoisoned};
 use crate::wire::DigestReply;
@@ -89,7 +89,7 @@ const READ_BATCH: usize = 1024;
 /// and reopened when needed.
 pub struct SharedLink {
     /// The TLDS's health, shared with its other links.
-    health: Arc<PeerHealth>,
+    health: Arc<TldsHealth>,
     timeout: Duration,
     /// The write half and its connection's number. Writing a burst and
     /// queueing it for answers happen under this lock, in that order.
@@ -99,7 +99,7 @@ pub struct SharedLink {
 }
 
 impl SharedLink {
-    pub fn new(health: Arc<PeerHealth>, timeout: Duration) -> SharedLink {
+    pub fn new(health: Arc<TldsHealth>, timeout: Duration) -> SharedLink {
         SharedLink {
             health,
             timeout,
@@ -118,7 +118,7 @@ impl SharedLink {
         }
     }
 
-    pub fn peer(&self) -> &TldsPeer {
+    pub fn peer(&self) -> &TldsEndpoint {
         self.health.peer()
     }
 
@@ -364,7 +364,7 @@ impl SharedLink {
     /// Waits for a burst's answers, as [`SharedLink::wait`]; a reused
     /// connection that closed before answering is replaced and the burst
     /// sent once more on the new one.
-    pub fn finish(
+    pub fn await_answers(
         &self,
         submitted: Result<Submitted, Arc<LinkError>>,
         challenges: &[u8],
@@ -390,21 +390,21 @@ impl SharedLink {
     /// Sends a burst and waits for its answers.
     pub fn ask(&self, challenges: &[u8], count: usize, waker: &Arc<Condvar>) -> Vec<Answer> {
         let submitted = self.submit(challenges, count, waker);
-        self.finish(submitted, challenges, count, waker)
+        self.await_answers(submitted, challenges, count, waker)
     }
 }
 
 /// The links to one TLDS, taken in turn, and its health.
 pub struct TldsLinks {
-    health: Arc<PeerHealth>,
+    health: Arc<TldsHealth>,
     links: Vec<SharedLink>,
     next: AtomicUsize,
 }
 
 impl TldsLinks {
     /// `count` links (at least one) to `peer`, none opened yet.
-    pub fn new(peer: TldsPeer, count: usize, timeout: Duration) -> TldsLinks {
-        let health = PeerHealth::new(Arc::new(peer), timeout);
+    pub fn new(peer: TldsEndpoint, count: usize, timeout: Duration) -> TldsLinks {
+        let health = TldsHealth::new(Arc::new(peer), timeout);
         TldsLinks {
             links: (0..count.max(1))
                 .map(|_| SharedLink::new(Arc::clone(&health), timeout))
@@ -426,7 +426,7 @@ impl TldsLinks {
         &self.links
     }
 
-    pub fn peer(&self) -> &TldsPeer {
+    pub fn peer(&self) -> &TldsEndpoint {
         self.health.peer()
     }
 

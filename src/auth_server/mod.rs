@@ -12,9 +12,9 @@
 //! trip per burst, not per request. The connections to each TLDS are a fixed
 //! few, shared by every client connection ([`link`]).
 
+pub mod endpoint;
 pub mod health;
 pub mod link;
-pub mod peer;
 
 use std::io;
 use std::net::TcpListener;
@@ -26,14 +26,14 @@ use crate::digest::Digest;
 use crate::server::{self, Allow, Gate, Port, Stopper};
 use crate::wire::{self, AuthReply, AuthRequest, ChallengeRequest, WireError};
 
+pub use endpoint::{Answer, LinkError, LinkErrorKind, TldsEndpoint};
 pub use health::Health;
 pub use link::{SharedLink, TldsLinks};
-pub use peer::{Answer, LinkError, LinkErrorKind, TldsPeer};
 
 /// Everything the AS serves with.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub tlds: [TldsPeer; 2],
+    pub tlds: [TldsEndpoint; 2],
     /// Bound on connecting to, and waiting for, a TLDS.
     pub timeout: Duration,
     /// Connections kept to each TLDS, shared by every client.
@@ -82,7 +82,7 @@ impl AuthServer {
         server::serve(&port, listener, &gate, stopper, move |connection| {
             server.serve_client(connection)
         });
-        server::finish(&[&gate]);
+        server::wait_out_grace(&[&gate]);
         for links in &self.links {
             links.stop();
         }
@@ -93,9 +93,9 @@ impl AuthServer {
         let peer = connection.peer();
         connection.serve(ClientRequests {
             server: self,
-            burst: Burst {
+            burst: ClientBurst {
                 peer,
-                ..Burst::default()
+                ..ClientBurst::default()
             },
             waker: Arc::new(Condvar::new()),
         })
@@ -103,7 +103,7 @@ impl AuthServer {
 
     /// Asks both TLDS servers about every valid request in `burst`, then
     /// appends one reply per request to `out`.
-    fn answer(&self, burst: &Burst, waker: &Arc<Condvar>, out: &mut Vec<u8>) {
+    fn answer(&self, burst: &ClientBurst, waker: &Arc<Condvar>, out: &mut Vec<u8>) {
         let [mut first, mut second] = self.ask_both(burst, waker);
         let tracing = log::log_enabled!(log::Level::Trace);
         let mut challenges = burst.challenges.split(|&byte| byte == b'\n');
@@ -130,7 +130,11 @@ impl AuthServer {
     }
 
     /// Both TLDS servers' answers to the burst's challenges, in order.
-    fn ask_both(&self, burst: &Burst, waker: &Arc<Condvar>) -> [std::vec::IntoIter<Answer>; 2] {
+    fn ask_both(
+        &self,
+        burst: &ClientBurst,
+        waker: &Arc<Condvar>,
+    ) -> [std::vec::IntoIter<Answer>; 2] {
         if burst.asks == 0 {
             return [Vec::new().into_iter(), Vec::new().into_iter()];
         }
@@ -140,7 +144,7 @@ impl AuthServer {
         let [sent_one, sent_two] =
             [one, two].map(|link| link.submit(&burst.challenges, burst.asks, waker));
         [(one, sent_one), (two, sent_two)].map(|(link, sent)| {
-            link.finish(sent, &burst.challenges, burst.asks, waker)
+            link.await_answers(sent, &burst.challenges, burst.asks, waker)
                 .into_iter()
         })
     }
@@ -193,7 +197,7 @@ impl std::fmt::Display for Verdict<'_> {
 /// is complete, then answered together.
 struct ClientRequests<'s> {
     server: &'s AuthServer,
-    burst: Burst,
+    burst: ClientBurst,
     /// Wakes this connection's thread while it waits on a link.
     waker: Arc<Condvar>,
 }
@@ -223,7 +227,7 @@ pub fn run(config: Config, listener: TcpListener, stopper: &Stopper) -> io::Resu
 
 /// What one burst of client requests asks for.
 #[derive(Default)]
-struct Burst {
+struct ClientBurst {
     /// Who asks, for the log.
     peer: PeerAddr,
     items: Vec<Item>,
@@ -237,7 +241,7 @@ enum Item {
     Ask(Digest),
 }
 
-impl Burst {
+impl ClientBurst {
     fn clear(&mut self) {
         self.items.clear();
         self.challenges.clear();

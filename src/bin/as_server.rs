@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use authdns::auth_server::{self, Config, TldsPeer};
+use authdns::auth_server::{self, Config, TldsEndpoint};
 use authdns::cli;
 use clap::Parser;
 use clap_verbosity_flag::{InfoLevel, Verbosity};
@@ -87,10 +87,10 @@ struct Args {
 }
 
 /// The TLDS named `name`, its AS port resolved now.
-fn peer(name: &'static str, host: &str, as_port: u16, client_port: u16) -> Result<TldsPeer> {
+fn peer(name: &'static str, host: &str, as_port: u16, client_port: u16) -> Result<TldsEndpoint> {
     let flags = format!("--{name}-host/--{name}-as-port");
     let as_addrs = cli::resolve(host, as_port, &flags)?;
-    Ok(TldsPeer::new(
+    Ok(TldsEndpoint::new(
         name,
         host.to_owned(),
         as_port,

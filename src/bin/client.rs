@@ -263,7 +263,7 @@ fn start() -> Result<ExitCode> {
         *in_progress = None;
     }
     if let Some(echo) = echo {
-        echo.finish();
+        echo.close();
     }
     log::info!("{summary} in {}", elapsed(started.elapsed()));
     Ok(if summary.failed == 0 {

@@ -95,8 +95,9 @@ impl Args {
                 "{}: a top-level domain server of authdns.\n\n\
                  Signs challenges with its key for the authentication server (AS port) \
                  and answers hostname lookups from its table (client port). Both the table \
-                 and the key are read once, at start; a bad line stops the server with \
-                 `path:line: reason`. SIGINT or SIGTERM stops it cleanly: it answers what \
+                 and the key are read at start, where a bad line stops the server with \
+                 `path:line: reason`, and again on SIGHUP, where a bad file keeps the \
+                 old table and key serving. SIGINT or SIGTERM stops it cleanly: it answers what \
                  it has read, then exits 0.",
                 defaults.name
             ))

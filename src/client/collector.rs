@@ -191,7 +191,7 @@ impl<'r, R: Results> Collector<'r, R> {
 
     /// Every stage has ended after `total` jobs. A result still missing
     /// would be a bug; say so in that query's own line rather than drop it.
-    pub fn finish(&mut self, total: usize) {
+    pub fn give_out_rest(&mut self, total: usize) {
         while self.next < total {
             let index = self.next;
             match self.waiting.pop_front().flatten() {
@@ -240,7 +240,7 @@ mod tests {
             collector.store(&batch);
             batch.clear();
         }
-        collector.finish(total);
+        collector.give_out_rest(total);
         out
     }
 

@@ -97,12 +97,13 @@ impl Echo {
     }
 
     /// Hands over the last lines and waits until the writer is done with
-    /// every one (as any program's last write to stdout would).
-    pub fn finish(mut self) {
-        self.close();
+    /// every one (as any program's last write to stdout would). Dropping
+    /// the echo does the same.
+    pub fn close(mut self) {
+        self.hand_over_last();
     }
 
-    fn close(&mut self) {
+    fn hand_over_last(&mut self) {
         self.flush();
         self.shared.lock().closed = true;
         self.shared.changed.notify_all();
@@ -114,7 +115,7 @@ impl Echo {
 
 impl Drop for Echo {
     fn drop(&mut self) {
-        self.close();
+        self.hand_over_last();
     }
 }
 
@@ -192,7 +193,7 @@ mod tests {
                 thread::yield_now();
             }
         }
-        echo.finish();
+        echo.close();
         assert_eq!(&*seen.lock().unwrap(), b"line 0\nline 1\n");
         assert_eq!(
             told.try_iter().collect::<Vec<_>>(),

@@ -22,7 +22,7 @@ mod signing;
 pub use atomic_file::{AtomicFile, OutputError};
 pub use collector::Results;
 pub use echo::Echo;
-pub use replies::{Peer, PeerError, PeerErrorKind};
+pub use replies::{Hop, HopError, HopErrorKind};
 
 use std::fmt;
 use std::io::{self, BufRead};
@@ -111,7 +111,7 @@ pub enum ClientError {
     Thread(io::Error),
     /// The AS failed before answering anything: it is hung, or no AS at
     /// all, so no query could have been answered.
-    AsNeverAnswered(Arc<PeerError>),
+    AsNeverAnswered(Arc<HopError>),
 }
 
 impl fmt::Display for ClientError {

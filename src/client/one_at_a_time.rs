@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::collector::{Collector, ResultLines, Results};
 use super::replies::{
-    AsHeard, PeerError, Route, Unreachable, answer_of, as_connection, failed_line, malformed_line,
+    AsHeard, HopError, Route, TldsConnector, answer_of, as_connection, failed_line, malformed_line,
     route_of,
 };
 use super::signing::Requests;
@@ -30,13 +30,13 @@ struct TldsConnection {
 struct OneAtATime<'s> {
     settings: &'s Settings,
     /// The AS connection, or why it can no longer be used.
-    as_connection: Result<Connection, Arc<PeerError>>,
+    as_connection: Result<Connection, Arc<HopError>>,
     tlds: Vec<TldsConnection>,
-    unreachable: Unreachable,
+    connector: TldsConnector,
     requests: Requests,
     as_heard: AsHeard,
     /// Set when the AS failed before answering anything.
-    fatal: Option<Arc<PeerError>>,
+    fatal: Option<Arc<HopError>>,
 }
 
 /// Resolves every query in order, one at a time.
@@ -50,7 +50,7 @@ pub(super) fn resolve<R: BufRead>(
         settings,
         as_connection: as_connection(as_stream, settings),
         tlds: Vec::new(),
-        unreachable: Unreachable::default(),
+        connector: TldsConnector::default(),
         requests: Requests::default(),
         as_heard: AsHeard::default(),
         fatal: None,
@@ -115,7 +115,7 @@ impl OneAtATime<'_> {
         &mut self,
         (host, port): (&str, u16),
         query: &Query<'_>,
-    ) -> Result<(String, Kind), Arc<PeerError>> {
+    ) -> Result<(String, Kind), Arc<HopError>> {
         let hostname = query.hostname;
         let at = self.connection_to((host, port), query.key)?;
         let tlds = self
@@ -140,7 +140,7 @@ impl OneAtATime<'_> {
         &mut self,
         (host, port): (&str, u16),
         key: &str,
-    ) -> Result<usize, Arc<PeerError>> {
+    ) -> Result<usize, Arc<HopError>> {
         if let Some(at) = self
             .tlds
             .iter()
@@ -149,9 +149,7 @@ impl OneAtATime<'_> {
             return Ok(at);
         }
         let name = format!("{host}:{port}");
-        let connection = self
-            .unreachable
-            .open_tlds((host, port), key, self.settings)?;
+        let connection = self.connector.open_tlds((host, port), key, self.settings)?;
         self.tlds.push(TldsConnection {
             host: host.to_owned(),
             port,

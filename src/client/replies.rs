@@ -1,6 +1,6 @@
 //! What each reply means for its query, shared by both client paths: the
 //! AS's reply becomes a route or a finished line, a TLDS's reply a result
-//! line, and a broken connection a [`PeerError`] that every query still
+//! line, and a broken connection a [`HopError`] that every query still
 //! waiting on it reports in its own line.
 
 use std::borrow::Cow;
@@ -15,31 +15,32 @@ use crate::connection::{self, Connection, FrameError, LineClock};
 use crate::digest::Signer;
 use crate::wire::{self, AuthReply, HostReply, ProofGreeting, ProofRequest, WireError};
 
-/// A server the client talks to, by the address it was given.
+/// A server the client talks to (a hop of its queries), by the address it
+/// was given.
 #[derive(Debug, Clone)]
-pub enum Peer {
+pub enum Hop {
     As(String),
     Tlds(String),
 }
 
-impl fmt::Display for Peer {
+impl fmt::Display for Hop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Peer::As(name) => write!(f, "the AS at {name}"),
-            Peer::Tlds(name) => write!(f, "the TLDS at {name}"),
+            Hop::As(name) => write!(f, "the AS at {name}"),
+            Hop::Tlds(name) => write!(f, "the TLDS at {name}"),
         }
     }
 }
 
 /// Why a server's connection can no longer answer queries.
 #[derive(Debug)]
-pub struct PeerError {
-    pub peer: Peer,
-    pub kind: PeerErrorKind,
+pub struct HopError {
+    pub hop: Hop,
+    pub kind: HopErrorKind,
 }
 
 #[derive(Debug)]
-pub enum PeerErrorKind {
+pub enum HopErrorKind {
     Connect(io::Error),
     /// Reading or writing failed, or timed out.
     Io(FrameError),
@@ -54,14 +55,14 @@ pub enum PeerErrorKind {
     Thread(io::Error),
 }
 
-impl PeerError {
-    pub fn new(peer: Peer, kind: PeerErrorKind) -> Arc<PeerError> {
-        Arc::new(PeerError { peer, kind })
+impl HopError {
+    pub fn new(hop: Hop, kind: HopErrorKind) -> Arc<HopError> {
+        Arc::new(HopError { hop, kind })
     }
 
     /// The peer went silent or away, rather than saying something wrong.
     pub fn is_silence(&self) -> bool {
-        matches!(self.kind, PeerErrorKind::Io(_) | PeerErrorKind::Closed)
+        matches!(self.kind, HopErrorKind::Io(_) | HopErrorKind::Closed)
     }
 }
 
@@ -78,35 +79,35 @@ impl AsHeard {
     }
 
     /// `error` as the end of the whole run, if the AS never answered.
-    pub fn fatal(&self, error: &Arc<PeerError>) -> Option<Arc<PeerError>> {
+    pub fn fatal(&self, error: &Arc<HopError>) -> Option<Arc<HopError>> {
         (!self.answered && error.is_silence()).then(|| Arc::clone(error))
     }
 }
 
-impl fmt::Display for PeerError {
+impl fmt::Display for HopError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let peer = &self.peer;
+        let peer = &self.hop;
         match &self.kind {
-            PeerErrorKind::Connect(err) => write!(f, "cannot connect to {peer}: {err}"),
-            PeerErrorKind::Io(err) => write!(f, "{peer}: {err}"),
-            PeerErrorKind::Closed => write!(f, "{peer} closed the connection"),
-            PeerErrorKind::BadReply(err) => write!(f, "bad reply from {peer}: {err}"),
-            PeerErrorKind::NotConnected => write!(f, "no connection to {peer}"),
-            PeerErrorKind::ProofRequired => {
+            HopErrorKind::Connect(err) => write!(f, "cannot connect to {peer}: {err}"),
+            HopErrorKind::Io(err) => write!(f, "{peer}: {err}"),
+            HopErrorKind::Closed => write!(f, "{peer} closed the connection"),
+            HopErrorKind::BadReply(err) => write!(f, "bad reply from {peer}: {err}"),
+            HopErrorKind::NotConnected => write!(f, "no connection to {peer}"),
+            HopErrorKind::ProofRequired => {
                 write!(f, "{peer} requires a proof of key (use --prove)")
             }
-            PeerErrorKind::NoGreeting(err) => {
+            HopErrorKind::NoGreeting(err) => {
                 write!(
                     f,
                     "{peer} sent no proof greeting (does it --require-proof?): {err}"
                 )
             }
-            PeerErrorKind::Thread(err) => write!(f, "cannot start a thread for {peer}: {err}"),
+            HopErrorKind::Thread(err) => write!(f, "cannot start a thread for {peer}: {err}"),
         }
     }
 }
 
-impl std::error::Error for PeerError {}
+impl std::error::Error for HopError {}
 
 /// The line for a query that failed: `hostname - Error:<reason>`.
 pub(super) fn failed_line(hostname: &str, reason: &dyn fmt::Display) -> String {
@@ -132,12 +133,12 @@ pub(super) fn server_connection(stream: TcpStream, timeout: Duration) -> Connect
 pub(super) fn as_connection(
     as_stream: Option<TcpStream>,
     settings: &Settings,
-) -> Result<Connection, Arc<PeerError>> {
+) -> Result<Connection, Arc<HopError>> {
     let connection = |stream| server_connection(stream, settings.timeout);
     as_stream.map(connection).ok_or_else(|| {
-        PeerError::new(
-            Peer::As(settings.as_name.clone()),
-            PeerErrorKind::NotConnected,
+        HopError::new(
+            Hop::As(settings.as_name.clone()),
+            HopErrorKind::NotConnected,
         )
     })
 }
@@ -156,8 +157,8 @@ pub(super) fn route_of<'r>(
     read: Result<Option<&'r [u8]>, FrameError>,
     hostname: &str,
     as_name: &str,
-) -> Result<Route<'r>, Arc<PeerError>> {
-    let broken = |kind| PeerError::new(Peer::As(as_name.to_owned()), kind);
+) -> Result<Route<'r>, Arc<HopError>> {
+    let broken = |kind| HopError::new(Hop::As(as_name.to_owned()), kind);
     match read {
         Ok(Some(line)) => match AuthReply::parse(line) {
             Ok(AuthReply::Tlds { host, port }) => Ok(Route::Tlds { host, port }),
@@ -169,10 +170,10 @@ pub(super) fn route_of<'r>(
                 line: failed_line(hostname, &reason),
                 kind: Kind::Failed,
             }),
-            Err(err) => Err(broken(PeerErrorKind::BadReply(err))),
+            Err(err) => Err(broken(HopErrorKind::BadReply(err))),
         },
-        Ok(None) => Err(broken(PeerErrorKind::Closed)),
-        Err(err) => Err(broken(PeerErrorKind::Io(err))),
+        Ok(None) => Err(broken(HopErrorKind::Closed)),
+        Err(err) => Err(broken(HopErrorKind::Io(err))),
     }
 }
 
@@ -183,12 +184,12 @@ pub(super) fn answer_of<'a>(
     read: Result<Option<&'a [u8]>, FrameError>,
     hostname: &str,
     name: &str,
-) -> Result<(Cow<'a, str>, Kind), Arc<PeerError>> {
-    let broken = |kind| PeerError::new(Peer::Tlds(name.to_owned()), kind);
+) -> Result<(Cow<'a, str>, Kind), Arc<HopError>> {
+    let broken = |kind| HopError::new(Hop::Tlds(name.to_owned()), kind);
     match read {
         // A greeting where an answer belongs: the TLDS wants a proof first.
         Ok(Some(line)) if ProofGreeting::is_greeting(line) => {
-            Err(broken(PeerErrorKind::ProofRequired))
+            Err(broken(HopErrorKind::ProofRequired))
         }
         Ok(Some(line)) => {
             match wire::text(line).and_then(|text| Ok((HostReply::parse_text(text)?, text))) {
@@ -198,11 +199,11 @@ pub(super) fn answer_of<'a>(
                 Ok((HostReply::Error(reason), _)) => {
                     Ok((Cow::Owned(failed_line(hostname, &reason)), Kind::Failed))
                 }
-                Err(err) => Err(broken(PeerErrorKind::BadReply(err))),
+                Err(err) => Err(broken(HopErrorKind::BadReply(err))),
             }
         }
-        Ok(None) => Err(broken(PeerErrorKind::Closed)),
-        Err(err) => Err(broken(PeerErrorKind::Io(err))),
+        Ok(None) => Err(broken(HopErrorKind::Closed)),
+        Err(err) => Err(broken(HopErrorKind::Io(err))),
     }
 }
 
@@ -213,27 +214,31 @@ pub(super) fn prove(
     connection: &mut Connection,
     key: &str,
     name: &str,
-) -> Result<(), Arc<PeerError>> {
-    let broken = |kind| PeerError::new(Peer::Tlds(name.to_owned()), kind);
+) -> Result<(), Arc<HopError>> {
+    let broken = |kind| HopError::new(Hop::Tlds(name.to_owned()), kind);
     let nonce = match connection.reader().read_line() {
         Ok(Some(line)) => match ProofGreeting::parse(line) {
             Ok(ProofGreeting(nonce)) => nonce.to_owned(),
-            Err(err) => return Err(broken(PeerErrorKind::BadReply(err))),
+            Err(err) => return Err(broken(HopErrorKind::BadReply(err))),
         },
-        Ok(None) => return Err(broken(PeerErrorKind::Closed)),
-        Err(err) => return Err(broken(PeerErrorKind::NoGreeting(err))),
+        Ok(None) => return Err(broken(HopErrorKind::Closed)),
+        Err(err) => return Err(broken(HopErrorKind::NoGreeting(err))),
     };
     let proof = Signer::new(key.as_bytes()).sign(&wire::proof_message(&nonce));
     ProofRequest(proof).write_to(connection.writer().queue());
     Ok(())
 }
 
-/// TLDS addresses that could not be connected to in this run, and why. They
-/// are not tried again: each try could cost `--timeout`.
+/// Opens the client's connections to TLDS servers, and remembers those
+/// that could not be connected to in this run, and why: they are not tried
+/// again, since each try could cost `--timeout`.
 #[derive(Default)]
-pub(super) struct Unreachable(Vec<(String, u16, Arc<PeerError>)>);
+pub(super) struct TldsConnector {
+    /// Each address that failed, and how.
+    unreachable: Vec<(String, u16, Arc<HopError>)>,
+}
 
-impl Unreachable {
+impl TldsConnector {
     /// A connection to the TLDS at `host:port`, ready for hostnames: each
     /// reply limited to the timeout, and `key` proved first if the client
     /// proves its keys.
@@ -242,7 +247,7 @@ impl Unreachable {
         (host, port): (&str, u16),
         key: &str,
         settings: &Settings,
-    ) -> Result<Connection, Arc<PeerError>> {
+    ) -> Result<Connection, Arc<HopError>> {
         let stream = self.connect(host, port, settings.timeout)?;
         let mut connection = server_connection(stream, settings.timeout);
         if settings.prove {
@@ -257,8 +262,12 @@ impl Unreachable {
         host: &str,
         port: u16,
         timeout: Duration,
-    ) -> Result<TcpStream, Arc<PeerError>> {
-        if let Some((_, _, error)) = self.0.iter().find(|(h, p, _)| h == host && *p == port) {
+    ) -> Result<TcpStream, Arc<HopError>> {
+        if let Some((_, _, error)) = self
+            .unreachable
+            .iter()
+            .find(|(h, p, _)| h == host && *p == port)
+        {
             return Err(Arc::clone(error));
         }
         let connected = (host, port)
@@ -269,11 +278,12 @@ impl Unreachable {
             log::debug!("connected to the TLDS at {host}:{port}");
         }
         connected.map_err(|err| {
-            let error = PeerError::new(
-                Peer::Tlds(format!("{host}:{port}")),
-                PeerErrorKind::Connect(err),
+            let error = HopError::new(
+                Hop::Tlds(format!("{host}:{port}")),
+                HopErrorKind::Connect(err),
             );
-            self.0.push((host.to_owned(), port, Arc::clone(&error)));
+            self.unreachable
+                .push((host.to_owned(), port, Arc::clone(&error)));
             error
         })
     }

@@ -118,7 +118,7 @@ impl Writer {
     /// Says nothing more will be sent: the peer answers what it has read,
     /// then closes, which is how the thread reading the other half learns
     /// that no more answers are coming.
-    pub fn finish(&self) {
+    pub fn half_close(&self) {
         let _ = self.stream.shutdown(Shutdown::Write);
     }
 }
@@ -156,7 +156,7 @@ mod tests {
             (&far).read_to_end(&mut received).map(|_| received)
         });
         writer.flush().unwrap();
-        writer.finish();
+        writer.half_close();
         assert!(
             reading.join().unwrap().unwrap() == data,
             "bytes lost or out of order"

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::super::Kind;
 use super::super::collector::{Collector, ResultLines, Results};
-use super::super::replies::{PeerError, failed_line};
+use super::super::replies::{HopError, failed_line};
 use super::window::Window;
 use crate::packed::Packed;
 use crate::sync::unpoisoned;
@@ -113,7 +113,7 @@ impl<'w> Outbox<'w> {
         self.slots += 1;
     }
 
-    pub(super) fn failed(&mut self, index: usize, hostname: &str, error: &PeerError) {
+    pub(super) fn failed(&mut self, index: usize, hostname: &str, error: &HopError) {
         self.answered(index, &failed_line(hostname, error), Kind::Failed);
     }
 

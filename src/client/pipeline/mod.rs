@@ -42,7 +42,7 @@ use std::sync::Mutex;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 
 use super::collector::{Collector, Results};
-use super::replies::{AsHeard, Unreachable, as_connection};
+use super::replies::{AsHeard, TldsConnector, as_connection};
 use super::signing::Requests;
 use super::{ClientError, QueryLines, Settings};
 use crate::connection::{LineReader, Socket};
@@ -138,7 +138,7 @@ pub(super) fn resolve<R: BufRead + Send>(
                 scope,
                 settings,
                 queues: Vec::new(),
-                unreachable: Unreachable::default(),
+                connector: TldsConnector::default(),
             },
             outbox,
             as_heard: AsHeard::default(),
@@ -159,6 +159,6 @@ pub(super) fn resolve<R: BufRead + Send>(
             .map_err(ClientError::Input)
         // The scope ends once every reader has handed in its last results.
     })?;
-    unpoisoned(shared.into_inner()).finish(jobs);
+    unpoisoned(shared.into_inner()).give_out_rest(jobs);
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 
-use super::super::replies::{PeerError, answer_of};
+use super::super::replies::{HopError, answer_of};
 use super::batch::{Outbox, Sent, Waiting};
 use super::next_batch_by_replies;
 use crate::connection::{LineReader, Socket};
@@ -21,7 +21,7 @@ pub(super) struct TldsReader<'w> {
 
 impl TldsReader<'_> {
     pub(super) fn run(mut self, queued: &Receiver<Sent>) {
-        let mut failure: Option<Arc<PeerError>> = None;
+        let mut failure: Option<Arc<HopError>> = None;
         loop {
             let outbox = &mut self.outbox;
             let Some(batch) = next_batch_by_replies(queued, &mut self.reader, || outbox.pass_on())

@@ -9,9 +9,7 @@ use std::thread::Scope;
 use std::time::Instant;
 
 use super::super::Settings;
-use super::super::replies::{
-    AsHeard, Peer, PeerError, PeerErrorKind, Route, Unreachable, route_of,
-};
+use super::super::replies::{AsHeard, Hop, HopError, HopErrorKind, Route, TldsConnector, route_of};
 use super::batch::{Outbox, Sent, Waiting};
 use super::reader::TldsReader;
 use super::{named, next_batch, next_batch_by_replies};
@@ -41,7 +39,7 @@ impl KnownRoutes {
         read: Result<Option<&'a [u8]>, FrameError>,
         hostname: &str,
         as_name: &str,
-    ) -> Result<Route<'a>, Arc<PeerError>> {
+    ) -> Result<Route<'a>, Arc<HopError>> {
         let line = match &read {
             Ok(Some(line)) => *line,
             _ => &[],
@@ -102,19 +100,19 @@ impl TldsQueue {
 /// Stage 2: reads AS replies and routes each query to the TLDS it names.
 pub(super) struct Router<'scope, 'env> {
     /// The AS connection's read half, or why it can no longer be used.
-    pub(super) as_reader: Result<LineReader<Socket>, Arc<PeerError>>,
+    pub(super) as_reader: Result<LineReader<Socket>, Arc<HopError>>,
     pub(super) as_name: &'env str,
     pub(super) known_routes: KnownRoutes,
     pub(super) tlds: TldsQueues<'scope, 'env>,
     pub(super) outbox: Outbox<'scope>,
     pub(super) as_heard: AsHeard,
     /// Set when the AS failed before answering anything.
-    pub(super) fatal: Option<Arc<PeerError>>,
+    pub(super) fatal: Option<Arc<HopError>>,
 }
 
 impl Router<'_, '_> {
     /// Routes every query; what ended the run, if the AS never answered.
-    pub(super) fn run(mut self, from_sender: &Receiver<Sent>) -> Option<Arc<PeerError>> {
+    pub(super) fn run(mut self, from_sender: &Receiver<Sent>) -> Option<Arc<HopError>> {
         loop {
             let batch = match &mut self.as_reader {
                 Ok(reader) => {
@@ -133,7 +131,7 @@ impl Router<'_, '_> {
             }
         }
         self.flush_all();
-        self.tlds.finish_all();
+        self.tlds.half_close_all();
         self.fatal
     }
 
@@ -184,7 +182,7 @@ pub(super) struct TldsQueues<'scope, 'env> {
     pub(super) scope: &'scope Scope<'scope, 'env>,
     pub(super) settings: &'env Settings,
     pub(super) queues: Vec<TldsQueue>,
-    pub(super) unreachable: Unreachable,
+    pub(super) connector: TldsConnector,
 }
 
 impl<'scope, 'env> TldsQueues<'scope, 'env> {
@@ -194,8 +192,10 @@ impl<'scope, 'env> TldsQueues<'scope, 'env> {
 
     /// Every hostname has been sent: each TLDS answers what it has and
     /// closes, which ends its reader.
-    pub(super) fn finish_all(&mut self) {
-        self.queues.iter().for_each(|queue| queue.writer.finish());
+    pub(super) fn half_close_all(&mut self) {
+        self.queues
+            .iter()
+            .for_each(|queue| queue.writer.half_close());
     }
 
     /// Queues the query's hostname for the TLDS at `host:port`.
@@ -225,7 +225,7 @@ impl<'scope, 'env> TldsQueues<'scope, 'env> {
         (host, port): (&str, u16),
         key: &str,
         outbox: &Outbox<'scope>,
-    ) -> Result<&mut TldsQueue, Arc<PeerError>> {
+    ) -> Result<&mut TldsQueue, Arc<HopError>> {
         let existing = self
             .queues
             .iter()
@@ -254,10 +254,10 @@ impl<'scope, 'env> TldsQueues<'scope, 'env> {
         (host, port): (&str, u16),
         key: &str,
         outbox: &Outbox<'scope>,
-    ) -> Result<TldsQueue, Arc<PeerError>> {
+    ) -> Result<TldsQueue, Arc<HopError>> {
         let name = format!("{host}:{port}");
         let (reader, writer) = self
-            .unreachable
+            .connector
             .open_tlds((host, port), key, self.settings)?
             .split();
         let (to_reader, queued) = mpsc::channel();
@@ -270,7 +270,7 @@ impl<'scope, 'env> TldsQueues<'scope, 'env> {
         };
         named("client reader")
             .spawn_scoped(self.scope, move || tlds_reader.run(&queued))
-            .map_err(|err| PeerError::new(Peer::Tlds(name.clone()), PeerErrorKind::Thread(err)))?;
+            .map_err(|err| HopError::new(Hop::Tlds(name.clone()), HopErrorKind::Thread(err)))?;
         Ok(TldsQueue {
             host: host.to_owned(),
             port,

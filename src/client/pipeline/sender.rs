@@ -44,7 +44,7 @@ impl AsSender<'_> {
             self.outbox.pass_on();
             window.send(std::mem::take(&mut self.ready));
             if !matches!(more, Ok(true)) {
-                // Dropping the sender finishes the window.
+                // Dropping the sender ends the window's input.
                 return more.map(|_| index);
             }
         }
@@ -97,6 +97,6 @@ impl Drop for AsSender<'_> {
     /// However the sender ends, even by a panic, the AS and the router
     /// learn that no more is coming, or the run would never end.
     fn drop(&mut self) {
-        self.outbox.window.finish();
+        self.outbox.window.end_input();
     }
 }

@@ -88,7 +88,7 @@ pub(super) enum Sending {
 
 impl ToAs {
     pub(super) fn send(&mut self, mut burst: SignedBurst, sending: Sending) {
-        // The router runs until the last burst is sent (`Window::finish`);
+        // The router runs until the last burst is sent (`Window::end_input`);
         // were it gone, the collector would report these queries as lost.
         burst.sent.written_at = Some(Instant::now());
         if let Some(to_router) = &self.to_router {
@@ -206,11 +206,11 @@ impl Window {
 
     /// Writes anything left unsent and says nothing more is coming: the AS
     /// answers what it has, then closes, the router's cue that it is done.
-    pub(super) fn finish(&self) {
+    pub(super) fn end_input(&self) {
         let mut to_as = self.lock_to_as();
         to_as.flush();
         if let Some(writer) = &to_as.writer {
-            writer.finish();
+            writer.half_close();
         }
         to_as.to_router = None;
     }
@@ -282,7 +282,7 @@ mod tests {
             (&far).read_to_end(&mut received).map(|_| received)
         });
         sender.join().unwrap();
-        window.finish();
+        window.end_input();
         let received = reading.join().unwrap().unwrap();
         assert!(
             received == [first, second].concat(),

@@ -388,7 +388,7 @@ impl Captured {
     }
 
     /// The run, once the program exited with `status`, `started` at start.
-    pub fn finish(self, status: ExitStatus, started: Instant) -> ClientRun {
+    pub fn collect(self, status: ExitStatus, started: Instant) -> ClientRun {
         ClientRun {
             status,
             stdout: self.stdout.join().unwrap(),
@@ -435,22 +435,22 @@ pub fn run_to_end(name: &str, args: &[&str], dir: &Path) -> ClientRun {
     let captured = Captured::start(&mut child.0);
     let hung = format!("{name} {args:?} did not finish within {PATIENCE:?}");
     let status = child.wait_within_patience(started, &hung);
-    captured.finish(status, started)
+    captured.collect(status, started)
 }
 
 /// A raw protocol connection for poking a server directly.
-pub struct Peer {
+pub struct LineClient {
     stream: TcpStream,
     reader: BufReader<TcpStream>,
 }
 
-impl Peer {
-    pub fn connect(addr: SocketAddr) -> Peer {
+impl LineClient {
+    pub fn connect(addr: SocketAddr) -> LineClient {
         let stream = TcpStream::connect_timeout(&addr, PATIENCE).expect("connect");
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
         stream.set_write_timeout(Some(PATIENCE)).unwrap();
         let reader = BufReader::new(stream.try_clone().unwrap());
-        Peer { stream, reader }
+        LineClient { stream, reader }
     }
 
     pub fn send(&mut self, bytes: &[u8]) {

@@ -12,7 +12,7 @@ use crate::wire::{AuthReply, WireError};
 
 /// One TLDS as the AS knows it.
 #[derive(Debug, Clone)]
-pub struct TldsPeer {
+pub struct TldsEndpoint {
     /// `tlds1` or `tlds2`, for error messages.
     pub name: &'static str,
     pub host: String,
@@ -24,21 +24,21 @@ pub struct TldsPeer {
     reply: Vec<u8>,
 }
 
-impl TldsPeer {
+impl TldsEndpoint {
     pub fn new(
         name: &'static str,
         host: String,
         as_port: u16,
         client_port: u16,
         as_addrs: Vec<SocketAddr>,
-    ) -> TldsPeer {
+    ) -> TldsEndpoint {
         let mut reply = Vec::new();
         AuthReply::Tlds {
             host: &host,
             port: client_port,
         }
         .write_to(&mut reply);
-        TldsPeer {
+        TldsEndpoint {
             name,
             host,
             as_port,
@@ -62,7 +62,7 @@ impl TldsPeer {
 /// Why a TLDS gave no digest for a challenge.
 #[derive(Debug)]
 pub struct LinkError {
-    /// The TLDS, as [`TldsPeer::describe`] names it.
+    /// The TLDS, as [`TldsEndpoint::describe`] names it.
     pub peer: Arc<str>,
     pub kind: LinkErrorKind,
 }
