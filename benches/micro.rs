@@ -1,6 +1,13 @@
 //! `cargo bench --bench micro`: the per-concern costs, in-process: a table
 //! lookup at two table sizes, and HMAC-MD5 one at a time and in a burst.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "a benchmark: a panic here is a failed benchmark"
+)]
+
 mod support;
 
 use std::time::Instant;

@@ -9,6 +9,13 @@
 //! consecutive results is one query's whole round trip). The client's memory
 //! is measured on the release `client` binary itself.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "a benchmark: a panic here is a failed benchmark"
+)]
+
 mod floor;
 mod support;
 

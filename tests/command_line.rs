@@ -1,6 +1,13 @@
 //! Command-line behaviour: help, usage errors, and start-up failures that
 //! must be one clear line naming the file, address or flag at fault.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "a test: a panic here is a failed test"
+)]
+
 use std::net::TcpListener;
 
 use authdns_harness::*;

@@ -2,6 +2,13 @@
 //! server keeps serving everyone else, a client never hangs, and no result is
 //! silently lost.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "a test: a panic here is a failed test"
+)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Stdio;

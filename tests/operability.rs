@@ -2,6 +2,13 @@
 //! client's one-off queries and summary, `tlds --check`, reloading a TLDS on
 //! SIGHUP, and the quick-start script under `dash`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "a test: a panic here is a failed test"
+)]
+
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};

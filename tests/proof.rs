@@ -1,6 +1,13 @@
 //! The opt-in proof of key on a TLDS's client port (`--require-proof` on the
 //! TLDS, `--prove` on the client), tested on the real programs.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "a test: a panic here is a failed test"
+)]
+
 use std::net::SocketAddr;
 
 use authdns::digest::{Digest, hmac_md5};

@@ -1,6 +1,13 @@
 //! Property tests for every parser: arbitrary input never panics, and
 //! parsing what a formatter wrote gives back the same value.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "a test: a panic here is a failed test"
+)]
+
 use std::io::Read;
 
 use authdns::connection::{FrameError, LineReader};

@@ -3,6 +3,13 @@
 //! touching the previous output file (exit 130 or 143). A client killed
 //! outright leaves the previous output whole too.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "a test: a panic here is a failed test"
+)]
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;

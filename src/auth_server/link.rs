@@ -127,7 +127,8 @@ impl SharedLink {
     }
 
     /// How many connections this link has opened so far.
-    pub fn connections_opened(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn connections_opened(&self) -> usize {
         self.opened.load(Ordering::Relaxed)
     }
 
@@ -388,7 +389,8 @@ impl SharedLink {
     }
 
     /// Sends a burst and waits for its answers.
-    pub fn ask(&self, challenges: &[u8], count: usize, waker: &Arc<Condvar>) -> Vec<Answer> {
+    #[cfg(test)]
+    pub(crate) fn ask(&self, challenges: &[u8], count: usize, waker: &Arc<Condvar>) -> Vec<Answer> {
         let submitted = self.submit(challenges, count, waker);
         self.await_answers(submitted, challenges, count, waker)
     }
@@ -422,7 +424,8 @@ impl TldsLinks {
             .expect("a turn is taken modulo the number of links")
     }
 
-    pub fn links(&self) -> &[SharedLink] {
+    #[cfg(test)]
+    pub(crate) fn links(&self) -> &[SharedLink] {
         &self.links
     }
 

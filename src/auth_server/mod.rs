@@ -15,6 +15,8 @@
 pub mod endpoint;
 pub mod health;
 pub mod link;
+#[cfg(test)]
+mod tests;
 
 use std::io;
 use std::net::TcpListener;
@@ -66,7 +68,8 @@ impl AuthServer {
     }
 
     /// The links to tlds1 and tlds2.
-    pub fn links(&self) -> &[TldsLinks; 2] {
+    #[cfg(test)]
+    pub(crate) fn links(&self) -> &[TldsLinks; 2] {
         &self.links
     }
 

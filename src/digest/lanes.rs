@@ -105,7 +105,11 @@ impl Word {
 
     #[inline(always)]
     fn with(self, other: Word, op: impl Fn(u32, u32) -> u32) -> Word {
-        Word(std::array::from_fn(|lane| op(self.0[lane], other.0[lane])))
+        let mut out = self.0;
+        for (mine, theirs) in out.iter_mut().zip(other.0) {
+            *mine = op(*mine, theirs);
+        }
+        Word(out)
     }
 
     #[inline(always)]
@@ -160,6 +164,10 @@ pub fn set_lane(message: &mut Blocks, lane: usize, block: &[u8; 64]) {
 
 /// Compresses lane `i` of `message` into lane `i` of `state`, for every
 /// lane, with the widest vector instructions this processor has.
+#[allow(
+    unsafe_code,
+    reason = "calling a function compiled for a CPU feature, once it is detected"
+)]
 pub fn compress(state: &mut States, message: &Blocks) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -244,6 +252,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(unsafe_code, reason = "tests the AVX2 variant directly, once detected")]
     fn agrees_with_md5_block_by_block() {
         for seed in 0..50u32 {
             let blocks: [[u8; 64]; LANES] = std::array::from_fn(|lane| {

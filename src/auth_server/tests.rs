@@ -10,14 +10,14 @@ use std::sync::{Arc, Condvar};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use authdns::auth_server::{self, AuthServer, Health, SharedLink, TldsEndpoint, TldsLinks};
-use authdns::connection::Connection;
-use authdns::digest::hmac_md5;
-use authdns::key::Key;
-use authdns::server::Stopper;
-use authdns::table::Table;
-use authdns::tlds::{self, Listeners};
-use authdns::wire::AuthRequest;
+use crate::auth_server::{self, AuthServer, Health, SharedLink, TldsEndpoint, TldsLinks};
+use crate::connection::Connection;
+use crate::digest::hmac_md5;
+use crate::key::Key;
+use crate::server::Stopper;
+use crate::table::Table;
+use crate::tlds::{self, Listeners};
+use crate::wire::AuthRequest;
 
 use authdns_harness::{PATIENCE, slow_tlds};
 
