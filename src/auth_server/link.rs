@@ -10,19 +10,26 @@
 //! it belongs to, and passes the turn on when its own burst is complete. A
 //! lone client's answers are thus read by its own thread, with no hand-off.
 //!
+//! A waiting thread sleeps by parking itself, and is woken by an unpark from
+//! whoever completes its burst or passes it the turn: each burst names its
+//! own thread, so no condition variable is shared between the locks of
+//! several links. Locks are taken in one order only: the writer, then the
+//! state, then the TLDS's health (see `docs/architecture.md`).
+//!
 //! Every link to a TLDS shares that TLDS's [`Health`] (`health.rs`): while
 //! it is down, bursts for it fail at once.
 
 use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, Thread};
 use std::time::Duration;
 
 use super::endpoint::{Answer, LinkError, LinkErrorKind, TldsEndpoint};
 use super::health::{Health, TldsHealth};
 use crate::connection::{self, LineClock, LineReader, Socket};
-use crate::sync::{lock, unpoisoned};
+use crate::sync::lock;
 use crate::wire::DigestReply;
 
 /// A burst written on a link, to be passed to [`SharedLink::wait`].
@@ -49,8 +56,8 @@ struct Pending {
     generation: u64,
     expected: usize,
     answers: Vec<Answer>,
-    /// Its thread's wake-up call.
-    waker: Arc<Condvar>,
+    /// The thread waiting for it, to unpark.
+    waiter: Thread,
     /// Its thread is asleep in [`SharedLink::wait`] on this link.
     sleeping: bool,
 }
@@ -61,7 +68,7 @@ impl Pending {
     /// none.
     fn wake(&self) {
         if self.sleeping {
-            self.waker.notify_one();
+            self.waiter.unpark();
         }
     }
 }
@@ -140,14 +147,9 @@ impl SharedLink {
     }
 
     /// Sends `count` challenges (`challenges` holds them, one per line),
-    /// connecting first if need be. `waker` is how the calling thread is
-    /// woken while it waits.
-    pub fn submit(
-        &self,
-        challenges: &[u8],
-        count: usize,
-        waker: &Arc<Condvar>,
-    ) -> Result<Submitted, Arc<LinkError>> {
+    /// connecting first if need be. The calling thread is the one that
+    /// waits for the answers.
+    pub fn submit(&self, challenges: &[u8], count: usize) -> Result<Submitted, Arc<LinkError>> {
         self.health.check()?;
         let mut writer = lock(&self.writer);
         if let Some((generation, _)) = &*writer
@@ -170,7 +172,7 @@ impl SharedLink {
                 generation: *generation,
                 expected: count,
                 answers: Vec::with_capacity(count),
-                waker: Arc::clone(waker),
+                waiter: thread::current(),
                 sleeping: false,
             });
             id
@@ -210,9 +212,9 @@ impl SharedLink {
     }
 
     /// Waits for the answers to a submitted burst, reading them (and others'
-    /// on the way) when no other thread is. `waker` must be the one given
-    /// to [`SharedLink::submit`].
-    pub fn wait(&self, submitted: Submitted, waker: &Condvar) -> Outcome {
+    /// on the way) when no other thread is. Called by the thread that
+    /// submitted the burst.
+    pub fn wait(&self, submitted: Submitted) -> Outcome {
         let mut state = lock(&self.state);
         loop {
             if let Some(at) = state
@@ -235,7 +237,11 @@ impl SharedLink {
             {
                 mine.sleeping = true;
             }
-            state = unpoisoned(waker.wait(state));
+            drop(state);
+            // An unpark that came before this park makes it return at once,
+            // so no wake-up is lost; one that comes spuriously only loops.
+            thread::park();
+            state = lock(&self.state);
         }
     }
 
@@ -245,7 +251,7 @@ impl SharedLink {
             return;
         }
         if let Some(next) = state.pending.iter().find(|pending| pending.sleeping) {
-            next.waker.notify_one();
+            next.waiter.unpark();
         }
     }
 
@@ -370,7 +376,6 @@ impl SharedLink {
         submitted: Result<Submitted, Arc<LinkError>>,
         challenges: &[u8],
         count: usize,
-        waker: &Arc<Condvar>,
     ) -> Vec<Answer> {
         let mut submitted = submitted;
         let mut retried = false;
@@ -379,20 +384,20 @@ impl SharedLink {
                 Ok(sent) => sent,
                 Err(error) => return vec![Err(error); count],
             };
-            let outcome = self.wait(sent, waker);
+            let outcome = self.wait(sent);
             if !(outcome.closed_unanswered && sent.reused) || retried {
                 return outcome.answers;
             }
             retried = true;
-            submitted = self.submit(challenges, count, waker);
+            submitted = self.submit(challenges, count);
         }
     }
 
     /// Sends a burst and waits for its answers.
     #[cfg(test)]
-    pub(crate) fn ask(&self, challenges: &[u8], count: usize, waker: &Arc<Condvar>) -> Vec<Answer> {
-        let submitted = self.submit(challenges, count, waker);
-        self.await_answers(submitted, challenges, count, waker)
+    pub(crate) fn ask(&self, challenges: &[u8], count: usize) -> Vec<Answer> {
+        let submitted = self.submit(challenges, count);
+        self.await_answers(submitted, challenges, count)
     }
 }
 

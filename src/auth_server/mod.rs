@@ -20,7 +20,7 @@ mod tests;
 
 use std::io;
 use std::net::TcpListener;
-use std::sync::{Arc, Condvar};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::connection::{Connection, PeerAddr, Respond, Served};
@@ -100,14 +100,13 @@ impl AuthServer {
                 peer,
                 ..ClientBurst::default()
             },
-            waker: Arc::new(Condvar::new()),
         })
     }
 
     /// Asks both TLDS servers about every valid request in `burst`, then
     /// appends one reply per request to `out`.
-    fn answer(&self, burst: &ClientBurst, waker: &Arc<Condvar>, out: &mut Vec<u8>) {
-        let [mut first, mut second] = self.ask_both(burst, waker);
+    fn answer(&self, burst: &ClientBurst, out: &mut Vec<u8>) {
+        let [mut first, mut second] = self.ask_both(burst);
         let tracing = log::log_enabled!(log::Level::Trace);
         let mut challenges = burst.challenges.split(|&byte| byte == b'\n');
         for item in &burst.items {
@@ -133,11 +132,7 @@ impl AuthServer {
     }
 
     /// Both TLDS servers' answers to the burst's challenges, in order.
-    fn ask_both(
-        &self,
-        burst: &ClientBurst,
-        waker: &Arc<Condvar>,
-    ) -> [std::vec::IntoIter<Answer>; 2] {
+    fn ask_both(&self, burst: &ClientBurst) -> [std::vec::IntoIter<Answer>; 2] {
         if burst.asks == 0 {
             return [Vec::new().into_iter(), Vec::new().into_iter()];
         }
@@ -145,9 +140,9 @@ impl AuthServer {
         // Both writes go out before either wait, so the TLDS servers sign
         // at the same time.
         let [sent_one, sent_two] =
-            [one, two].map(|link| link.submit(&burst.challenges, burst.asks, waker));
+            [one, two].map(|link| link.submit(&burst.challenges, burst.asks));
         [(one, sent_one), (two, sent_two)].map(|(link, sent)| {
-            link.await_answers(sent, &burst.challenges, burst.asks, waker)
+            link.await_answers(sent, &burst.challenges, burst.asks)
                 .into_iter()
         })
     }
@@ -201,8 +196,6 @@ impl std::fmt::Display for Verdict<'_> {
 struct ClientRequests<'s> {
     server: &'s AuthServer,
     burst: ClientBurst,
-    /// Wakes this connection's thread while it waits on a link.
-    waker: Arc<Condvar>,
 }
 
 impl Respond for ClientRequests<'_> {
@@ -212,7 +205,7 @@ impl Respond for ClientRequests<'_> {
 
     fn complete(&mut self, out: &mut Vec<u8>) {
         if !self.burst.items.is_empty() {
-            self.server.answer(&self.burst, &self.waker, out);
+            self.server.answer(&self.burst, out);
             self.burst.clear();
         }
     }

@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::{Arc, Condvar};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -114,8 +114,7 @@ fn burst(challenges: &[String]) -> Vec<u8> {
 
 /// Asks `link` to sign `challenges`: each digest, or the error's text.
 fn ask(link: &SharedLink, challenges: &[String]) -> Vec<Result<String, String>> {
-    let waker = Arc::new(Condvar::new());
-    link.ask(&burst(challenges), challenges.len(), &waker)
+    link.ask(&burst(challenges), challenges.len())
         .into_iter()
         .map(|answer| answer.map(|d| d.to_string()).map_err(|e| e.to_string()))
         .collect()
