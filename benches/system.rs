@@ -115,6 +115,29 @@ fn main() {
     let scale = if quick { 10 } else { 1 };
     let dir = authdns_harness::scratch_dir("bench");
     let mut rows = Vec::new();
+    if std::env::var_os("AUTHDNS_BENCH_CLIENTS_ONLY").is_some() {
+        // For A/B runs of one server build against another (with
+        // AUTHDNS_BIN_AS_SERVER and the like): the project's rows at 1, 64
+        // and 1,000 clients, nothing else.
+        let system = ProjectSystem::start(&dir, false);
+        let one = system.run(1, 20_000 / scale);
+        rows.push(row(
+            "1 client × window 1: µs per query, mean",
+            None,
+            one.mean_us(),
+            "",
+        ));
+        let many = system.many_clients(64, 500 / scale);
+        rows.push(row(
+            "64 clients × window 1: queries/s",
+            None,
+            many.rate(),
+            "",
+        ));
+        thousand_client_rows(&system, scale, &mut rows);
+        print_table(&rows);
+        return;
+    }
     {
         let floor = FloorSystem::start();
         let system = ProjectSystem::start(&dir, false);

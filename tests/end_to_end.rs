@@ -7,7 +7,6 @@
     reason = "a test: a panic here is a failed test"
 )]
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
@@ -414,25 +413,63 @@ fn pipelined_requests_are_answered_in_order() {
     let system = System::start_samples(&dir);
     let (_, c1) = system.tlds1.tlds_ports();
     let (_, c2) = system.tlds2.tlds_ports();
-    let mut expected = HashMap::new();
-    let mut burst = String::new();
-    let mut order = Vec::new();
+    // A TLDS's AS port: every reply is a different digest, so any reordering
+    // shows.
+    let challenges: Vec<String> = (0..600).map(|i| format!("ch{i}")).collect();
+    let mut tlds_as = LineClient::connect(system.tlds1.addrs[0]);
+    tlds_as.send(
+        challenges
+            .iter()
+            .map(|c| format!("{c}\n"))
+            .collect::<String>()
+            .as_bytes(),
+    );
+    for (i, challenge) in challenges.iter().enumerate() {
+        let digest = hmac_md5(b"k1234", challenge.as_bytes()).to_string();
+        assert_eq!(tlds_as.reply(), Some(digest), "TLDS AS port, reply {i}");
+    }
+    // A TLDS's client port: every hostname has an address of its own.
+    let table: String = (0..600)
+        .map(|i| format!("h{i}.example\t10.0.{}.{}\tA\n", i / 256, i % 256))
+        .collect();
+    let big = start_tlds("tlds1", &dir, "127.0.0.1", &table, "k\n", &[]);
+    let mut tlds_client = LineClient::connect(big.addrs[1]);
+    tlds_client.send(
+        (0..600)
+            .map(|i| format!("h{i}.example\n"))
+            .collect::<String>()
+            .as_bytes(),
+    );
     for i in 0..600 {
-        let (key, port) = if i % 2 == 0 {
-            ("k1234", c1)
-        } else {
-            ("k5678", c2)
+        let expected = format!("h{i}.example 10.0.{}.{} A", i / 256, i % 256);
+        assert_eq!(
+            tlds_client.reply(),
+            Some(expected),
+            "TLDS client port, reply {i}"
+        );
+    }
+    // The AS has three answers only (tlds1, tlds2, no match), so they come
+    // in a pseudo-random order: a reordering shows wherever two different
+    // answers trade places, which is almost everywhere.
+    let mut seed: u32 = 12345;
+    let mut burst = String::new();
+    let mut expected = Vec::new();
+    for i in 0..600 {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        let (key, answer) = match (seed >> 16) % 3 {
+            0 => ("k1234", format!("127.0.0.1 {c1}")),
+            1 => ("k5678", format!("127.0.0.1 {c2}")),
+            _ => ("nobody's", "No Match Found".to_owned()),
         };
         let challenge = format!("ch{i}");
         let digest = hmac_md5(key.as_bytes(), challenge.as_bytes());
         burst.push_str(&format!("{challenge} {digest}\n"));
-        expected.insert(i, format!("127.0.0.1 {port}"));
-        order.push(i);
+        expected.push(answer);
     }
     let mut auth = LineClient::connect(system.auth.addrs[0]);
     auth.send(burst.as_bytes());
-    for i in order {
-        assert_eq!(auth.reply().as_ref(), expected.get(&i), "reply {i}");
+    for (i, answer) in expected.into_iter().enumerate() {
+        assert_eq!(auth.reply(), Some(answer), "AS, reply {i}");
     }
     // A raw TcpStream that sends its last request without a newline and
     // closes its writing half still gets the answer.

@@ -18,19 +18,6 @@ use std::time::{Duration, Instant};
 use authdns::digest::hmac_md5;
 use authdns_harness::*;
 
-/// Waits (at most PATIENCE, trying every 50 ms) until `done` is true.
-fn eventually(mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < PATIENCE, "not within {PATIENCE:?}");
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn read_sample(name: &str) -> String {
-    std::fs::read_to_string(repo_file(name)).unwrap()
-}
-
 /// tlds1 on the sample table, with a throwaway key and `flags`.
 fn sample_tlds1(dir: &std::path::Path, flags: &[&str]) -> Server {
     let table = read_sample("data/tlds1.tsv");
@@ -243,8 +230,9 @@ fn a_silent_tlds_costs_the_as_at_most_its_timeout() {
         "127.0.0.1",
         ("127.0.0.1", a1, c1),
         ("127.0.0.1", silent.port(), silent.port()),
-        &["--timeout", "0.5"],
+        &["--timeout", "1"],
     );
+    let timeout = Duration::from_secs(1);
     let mut peer = LineClient::connect(auth.addrs[0]);
     let good = hmac_md5(b"k1234", b"alpha");
     let started = Instant::now();
@@ -256,10 +244,13 @@ fn a_silent_tlds_costs_the_as_at_most_its_timeout() {
     let reply = peer.ask(&format!("alpha {wrong}")).unwrap();
     assert!(reply.starts_with("Error: tlds2 at 127.0.0.1:"), "{reply}");
     assert!(reply.contains("timed out"), "{reply}");
+    // Both requests together waited out the timeout once: the first, for
+    // tlds2's answer; the second failed at once, tlds2 being down. A
+    // second timeout would take the total to twice the timeout.
+    let waited = started.elapsed();
     assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "{:?}",
-        started.elapsed()
+        waited >= timeout && waited < 2 * timeout,
+        "waited {waited:?} with --timeout {timeout:?}"
     );
 }
 
@@ -477,13 +468,7 @@ fn tlds_dies_mid_batch(window: &str, count: usize) {
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
     let started = Instant::now();
-    let status = loop {
-        if let Some(status) = client.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(started.elapsed() < PATIENCE, "client did not finish");
-        thread::sleep(Duration::from_millis(10));
-    };
+    let status = client.wait_within_patience(started, "client did not finish");
     assert_eq!(status.code(), Some(1));
     let written = std::fs::read_to_string(&output).unwrap();
     let lines: Vec<&str> = written.lines().collect();
@@ -591,15 +576,27 @@ fn the_as_reconnects_when_a_tlds_has_idled_its_link_out() {
         &read_sample("data/tlds2.tsv"),
         "k5678\n",
         &dir,
-        &["--idle-timeout", "0.2"],
+        &["--idle-timeout", "0.2", "-v"],
     );
     let (_, c1) = system.tlds1.tlds_ports();
     let auth = &system.auth;
     let mut peer = LineClient::connect(auth.addrs[0]);
     let request = format!("alpha {}", hmac_md5(b"k1234", b"alpha"));
-    for _ in 0..3 {
+    for round in 1..=3 {
         assert_eq!(peer.ask(&request), Some(format!("127.0.0.1 {c1}")));
-        thread::sleep(Duration::from_millis(400));
+        // This round's link was opened, used once, and closed by the TLDS
+        // for its silence, before the next round asks again.
+        let idled = system
+            .tlds1
+            .wait_for_logs("left after 1 requests: timed out", round);
+        assert_eq!(idled.len(), round, "{idled:?}");
+        let opened: Vec<String> = logged(&system.tlds1.stderr())
+            .into_iter()
+            .filter(|line| {
+                line.starts_with("DEBUG tlds1: AS port: ") && line.ends_with(" connected")
+            })
+            .collect();
+        assert_eq!(opened.len(), round, "{opened:?}");
     }
 }
 
@@ -816,20 +813,13 @@ fn client_with_stdout(
 }
 
 /// Waits (at most PATIENCE) for `child` to exit; its status and stderr.
-fn finish(mut child: std::process::Child) -> (std::process::ExitStatus, String) {
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > PATIENCE {
-            let _ = child.kill();
-            panic!("the client did not finish");
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
+fn wait_and_read(child: std::process::Child) -> (std::process::ExitStatus, String) {
+    // Killed on drop, should the wait fail the test.
+    let mut child = Running(child);
+    let status = child.wait_within_patience(Instant::now(), "the client did not finish");
     let mut stderr = String::new();
     child
+        .0
         .stderr
         .take()
         .unwrap()
@@ -851,7 +841,7 @@ fn a_closed_stdout_never_costs_the_output_file() {
     stdout.read_line(&mut first).unwrap();
     assert_eq!(first.trim_end(), results[0]);
     drop(stdout);
-    let (status, stderr) = finish(child);
+    let (status, stderr) = wait_and_read(child);
     assert!(status.success(), "{stderr}");
     assert_eq!(
         std::fs::read_to_string(&output)
@@ -886,7 +876,7 @@ fn a_full_stdout_never_costs_the_output_file() {
         .open("/dev/full")
         .unwrap();
     let (child, output, results) = client_with_stdout(&dir, &system, 50, &[], Stdio::from(full));
-    let (status, stderr) = finish(child);
+    let (status, stderr) = wait_and_read(child);
     assert!(status.success(), "{stderr}");
     assert_eq!(
         std::fs::read_to_string(&output)
@@ -919,7 +909,7 @@ fn quiet_echoes_nothing() {
         .unwrap()
         .read_to_string(&mut echoed)
         .unwrap();
-    let (status, _) = finish(child);
+    let (status, _) = wait_and_read(child);
     assert!(status.success());
     assert_eq!(echoed, "");
     assert_eq!(
@@ -954,7 +944,7 @@ fn a_paused_stdout_does_not_stall_the_queries() {
         .unwrap()
         .read_to_string(&mut echoed)
         .unwrap();
-    let (status, stderr) = finish(child);
+    let (status, stderr) = wait_and_read(child);
     assert!(status.success(), "{stderr}");
     assert_eq!(echoed.lines().collect::<Vec<_>>(), results);
 }
@@ -1000,8 +990,14 @@ fn only_the_frozen_tlds_failed(run: &ClientRun, tlds2: &Server) -> usize {
 /// The sample system, and what a batch of 20,000 `alternating` queries
 /// costs it with both TLDS healthy, on this machine now (a debug build,
 /// sharing the cores with other tests): the yardstick for a fault's cost.
-fn system_and_healthy_batch(dir: &std::path::Path, window: &str) -> (System, ClientRun) {
-    let system = System::start_samples(dir);
+fn system_and_healthy_batch(
+    dir: &std::path::Path,
+    window: &str,
+    as_flags: &[&str],
+) -> (System, ClientRun) {
+    let [t1, k1, t2, k2] = ["tlds1.tsv", "key1.txt", "tlds2.tsv", "key2.txt"]
+        .map(|name| read_sample(&format!("data/{name}")));
+    let system = System::start_with_all_flags([(&t1, &k1), (&t2, &k2)], dir, &[], as_flags);
     let healthy = run_client(
         dir,
         system.auth.port(),
@@ -1020,8 +1016,9 @@ fn system_and_healthy_batch(dir: &std::path::Path, window: &str) -> (System, Cli
 fn a_frozen_tlds_costs_only_its_own_queries_once() {
     for window in ["1", "4096"] {
         let dir = scratch_dir("frozen");
-        let (system, healthy) = system_and_healthy_batch(&dir, window);
+        let (system, healthy) = system_and_healthy_batch(&dir, window, &["-vv"]);
         system.tlds2.signal("STOP");
+        let logged_before = system.auth.stderr().lines().count();
         let run = run_client(
             &dir,
             system.auth.port(),
@@ -1030,7 +1027,25 @@ fn a_frozen_tlds_costs_only_its_own_queries_once() {
         );
         assert_eq!(run.status.code(), Some(1), "window {window}");
         assert_eq!(only_the_frozen_tlds_failed(&run, &system.tlds2), 10_000);
-        // The fault costs the AS's timeout (2 s), once, and little more.
+        // The fault costs the AS's timeout once: in the AS's trace of this
+        // run (the client's connection, then a line per request as it is
+        // answered), one pause as long as a timeout, where the first burst
+        // waited on tlds2; every later burst failed at once, tlds2 being down.
+        let traced: Vec<u64> = system
+            .auth
+            .stderr()
+            .lines()
+            .skip(logged_before)
+            .filter(|line| line.contains(" as_server: client port: "))
+            .filter_map(millisecond_of_day)
+            .collect();
+        let pauses: Vec<u64> = traced
+            .windows(2)
+            .map(|pair| pair[1].saturating_sub(pair[0]))
+            .filter(|&gap| gap >= 1_500)
+            .collect();
+        assert_eq!(pauses.len(), 1, "window {window}: pauses of {pauses:?} ms");
+        // And it costs about that timeout (2 s by default) in time.
         let bound = healthy.elapsed + Duration::from_secs(2 + 3);
         assert!(
             run.elapsed < bound,
@@ -1066,7 +1081,7 @@ fn a_frozen_tlds_costs_only_its_own_queries_once() {
 fn a_tlds_frozen_mid_batch_costs_only_its_own_queries() {
     for window in ["1", "4096"] {
         let dir = scratch_dir("frozen-mid");
-        let (system, healthy) = system_and_healthy_batch(&dir, window);
+        let (system, healthy) = system_and_healthy_batch(&dir, window, &[]);
         let input = write_file(&dir, "q.txt", &alternating(20_000));
         let output = dir.join("RESOLVED.txt");
         let args = client_args("127.0.0.1", system.auth.port(), &input, &output);
@@ -1361,4 +1376,19 @@ fn a_tlds_silent_after_an_idle_wait_costs_one_timeout_from_the_request() {
     TLDS_PORT.set(tlds).unwrap();
     let auth = scripted_server(|_, _| Some(format!("127.0.0.1 {}", TLDS_PORT.get().unwrap())));
     second_query_times_out_in_time(auth, &dir, "one.example 10.0.0.1 A");
+}
+
+/// When a log line was written, in milliseconds since midnight (UTC): its
+/// timestamp reads `2026-12-04T18:55:01.123Z`.
+fn millisecond_of_day(line: &str) -> Option<u64> {
+    let time = line
+        .split(' ')
+        .next()?
+        .split_once('T')?
+        .1
+        .strip_suffix('Z')?;
+    let (clock, millis) = time.split_once('.')?;
+    let mut parts = clock.split(':').map(|part| part.parse::<u64>().ok());
+    let (h, m, s) = (parts.next()??, parts.next()??, parts.next()??);
+    Some(((h * 60 + m) * 60 + s) * 1000 + millis.parse::<u64>().ok()?)
 }

@@ -13,41 +13,18 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use authdns_harness::*;
 
-fn sample(name: &str) -> String {
-    std::fs::read_to_string(repo_file(name)).unwrap()
-}
-
 fn samples_with(dir: &std::path::Path, tlds_flags: &[&str], as_flags: &[&str]) -> System {
     let (t1, k1, t2, k2) = (
-        sample("data/tlds1.tsv"),
-        sample("data/key1.txt"),
-        sample("data/tlds2.tsv"),
-        sample("data/key2.txt"),
+        read_sample("data/tlds1.tsv"),
+        read_sample("data/key1.txt"),
+        read_sample("data/tlds2.tsv"),
+        read_sample("data/key2.txt"),
     );
     System::start_with_all_flags([(&t1, &k1), (&t2, &k2)], dir, tlds_flags, as_flags)
-}
-
-/// Waits (at most PATIENCE) until `server` has logged a line with `text`.
-fn wait_for_log(server: &Server, text: &str) -> String {
-    let started = Instant::now();
-    loop {
-        if let Some(line) = logged(&server.stderr())
-            .into_iter()
-            .find(|l| l.contains(text))
-        {
-            return line;
-        }
-        assert!(
-            started.elapsed() < PATIENCE,
-            "no {text:?} in:\n{}",
-            server.stderr()
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
 }
 
 // Every log line is `time LEVEL program: message`; at -vv one query can be
@@ -64,19 +41,19 @@ fn one_query_can_be_watched_crossing_the_system_at_vv() {
     );
     assert!(run.status.success(), "{run:?}");
     let (_, c1) = system.tlds1.tlds_ports();
-    let tlds = wait_for_log(&system.tlds1, "asked Amazon.org");
+    let tlds = system.tlds1.wait_for_log("asked Amazon.org");
     assert!(
         tlds.starts_with("TRACE tlds1: client port: 127.0.0.1:")
             && tlds.ends_with(" asked Amazon.org: Amazon.org 94.5.6.7 A"),
         "{tlds}"
     );
-    let signed = wait_for_log(&system.tlds1, "challenge alpha");
+    let signed = system.tlds1.wait_for_log("challenge alpha");
     assert!(
         signed.starts_with("TRACE tlds1: AS port: 127.0.0.1:")
             && signed.ends_with(" challenge alpha: signed"),
         "{signed}"
     );
-    let auth = wait_for_log(&system.auth, "challenge alpha");
+    let auth = system.auth.wait_for_log("challenge alpha");
     assert!(
         auth.starts_with("TRACE as_server: client port: 127.0.0.1:")
             && auth.ends_with(" challenge alpha: tlds1 matched"),
@@ -94,7 +71,9 @@ fn one_query_can_be_watched_crossing_the_system_at_vv() {
         "{client:?}"
     );
     // -v's connection lines are there too.
-    wait_for_log(&system.tlds1, "left after 1 requests: closed by the peer");
+    system
+        .tlds1
+        .wait_for_log("left after 1 requests: closed by the peer");
     // And every line has its timestamp first.
     for line in system.tlds1.stderr().lines().chain(run.stderr.lines()) {
         let stamp = line.split(' ').next().unwrap();
@@ -110,22 +89,28 @@ fn one_query_can_be_watched_crossing_the_system_at_vv() {
 #[test]
 fn the_default_level_logs_changes_not_traffic() {
     let dir = scratch_dir("levels");
-    let system = samples_with(&dir, &[], &[]);
+    let mut system = samples_with(&dir, &[], &[]);
     let run = run_client(&dir, system.auth.port(), "k1234 alpha Amazon.org\n", &[]);
     assert!(run.status.success());
-    thread::sleep(Duration::from_millis(200));
-    assert_eq!(
-        logged(&system.tlds1.stderr()).len(),
-        1,
-        "{}",
-        system.tlds1.stderr()
-    );
-    assert_eq!(
-        logged(&system.auth.stderr()).len(),
-        1,
-        "{}",
-        system.auth.stderr()
-    );
+    // Their whole logs, once stopped: the start-up line and the stop line,
+    // and nothing for the connections and the query between them.
+    let servers = [
+        (&mut system.tlds1, "tlds1", "serving 4 records"),
+        (&mut system.auth, "as_server", "listening on"),
+    ];
+    for (server, name, started) in servers {
+        let log = logged(&server.stop_and_read_log());
+        assert_eq!(log.len(), 2, "{log:?}");
+        assert!(
+            log[0].starts_with(&format!("INFO {name}: {started}")),
+            "{log:?}"
+        );
+        assert_eq!(
+            log[1],
+            format!("INFO {name}: stopped on SIGTERM"),
+            "{log:?}"
+        );
+    }
     let client = logged(&run.stderr);
     assert_eq!(client.len(), 1, "{client:?}");
 
@@ -143,7 +128,7 @@ fn the_default_level_logs_changes_not_traffic() {
         Some("a.example 10.0.0.1 A")
     );
     drop(peer);
-    let line = wait_for_log(&verbose, "left after");
+    let line = verbose.wait_for_log("left after");
     assert!(
         line.starts_with("DEBUG tlds1: client port: 127.0.0.1:"),
         "{line}"
@@ -167,7 +152,7 @@ fn the_default_level_logs_changes_not_traffic() {
     let mut peer = LineClient::connect(from_env.addrs[1]);
     assert_eq!(peer.ask("com").as_deref(), Some("com - NS"));
     drop(peer);
-    wait_for_log(&from_env, "left after 1 requests");
+    from_env.wait_for_log("left after 1 requests");
 }
 
 // `client --key K HOST...` resolves each name with a fresh challenge,
@@ -266,13 +251,11 @@ fn queries_from_stdin_results_to_stdout_only() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(sample("data/hns.txt").as_bytes()).unwrap();
+    stdin
+        .write_all(read_sample("data/hns.txt").as_bytes())
+        .unwrap();
     drop(stdin);
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(started.elapsed() < PATIENCE, "the client did not finish");
-        thread::sleep(Duration::from_millis(10));
-    }
+    exit_within_patience(&mut child, Instant::now(), "the client did not finish");
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{output:?}");
     let expected = SAMPLE_RESULTS.join("\n") + "\n";
@@ -298,7 +281,7 @@ fn check_validates_without_serving_and_lists_every_problem() {
     // Its ports are taken: --check must not try them.
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let table = write_file(&dir, "good.tsv", &sample("data/tlds1.tsv"));
+    let table = write_file(&dir, "good.tsv", &read_sample("data/tlds1.tsv"));
     let key = write_file(&dir, "good.key", "# tlds1\nk1234\n");
     let args = |table: &std::path::Path, key: &std::path::Path| {
         [
@@ -376,12 +359,12 @@ fn sighup_reloads_the_table_and_a_broken_one_keeps_the_old() {
     };
     std::fs::write(&table, "a.example 10.0.0.2 A\nb.example 10.0.0.3 A\n").unwrap();
     tlds.signal("HUP");
-    wait_for_log(&tlds, "serving 2 records");
+    tlds.wait_for_log("serving 2 records");
     serves_the_new_table(&mut peer);
 
     std::fs::write(&table, "a.example 10.0.0.9 A\nbroken line\n").unwrap();
     tlds.signal("HUP");
-    let problem = wait_for_log(&tlds, "reload: ");
+    let problem = tlds.wait_for_log("reload: ");
     assert_eq!(
         problem,
         format!(
@@ -389,7 +372,7 @@ fn sighup_reloads_the_table_and_a_broken_one_keeps_the_old() {
             table.display()
         )
     );
-    wait_for_log(&tlds, "still serving");
+    tlds.wait_for_log("still serving");
     serves_the_new_table(&mut peer);
 }
 
@@ -480,20 +463,24 @@ fn the_demo_stopped_midway_leaves_no_server() {
     });
     seen.recv_timeout(PATIENCE)
         .expect("the demo started its servers");
-    thread::sleep(Duration::from_millis(300));
+    // Stopped once its client runs: the demo's child named `client`.
+    eventually(|| runs_a_client(child.id()));
     let kill = Command::new("kill")
         .args(["-s", "TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(started.elapsed() < PATIENCE, "the demo did not stop");
-        thread::sleep(Duration::from_millis(10));
-    };
+    let status = exit_within_patience(&mut child, Instant::now(), "the demo did not stop");
     assert_eq!(status.code(), Some(143));
     no_server_outlives(&reader.join().unwrap());
+}
+
+/// Whether process `pid` has a child process named `client`.
+fn runs_a_client(pid: u32) -> bool {
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    children.split_whitespace().any(|child| {
+        std::fs::read_to_string(format!("/proc/{child}/comm"))
+            .is_ok_and(|name| name.trim_end() == "client")
+    })
 }

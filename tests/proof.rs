@@ -14,17 +14,13 @@ use authdns::digest::{Digest, hmac_md5};
 use authdns::wire::proof_message;
 use authdns_harness::*;
 
-fn sample(name: &str) -> String {
-    std::fs::read_to_string(repo_file(name)).unwrap()
-}
-
 /// tlds1 on the sample table and key (k1234), requiring proofs.
 fn proving_tlds1(dir: &std::path::Path) -> Server {
     start_tlds(
         "tlds1",
         dir,
         "127.0.0.1",
-        &sample("data/tlds1.tsv"),
+        &read_sample("data/tlds1.tsv"),
         "k1234\n",
         &["--require-proof"],
     )
@@ -153,8 +149,8 @@ fn the_as_port_cannot_mint_a_proof() {
 #[test]
 fn the_sample_run_with_proofs_matches_the_default_mode() {
     let dir = scratch_dir("proof-e2e");
-    let tables = [sample("data/tlds1.tsv"), sample("data/tlds2.tsv")];
-    let keys = [sample("data/key1.txt"), sample("data/key2.txt")];
+    let tables = [read_sample("data/tlds1.tsv"), read_sample("data/tlds2.tsv")];
+    let keys = [read_sample("data/key1.txt"), read_sample("data/key2.txt")];
     let system = System::start_with_flags(
         &tables[0],
         &keys[0],
@@ -167,7 +163,7 @@ fn the_sample_run_with_proofs_matches_the_default_mode() {
         let run = run_client(
             &dir,
             system.auth.port(),
-            &sample("data/hns.txt"),
+            &read_sample("data/hns.txt"),
             &["--prove", "--window", window],
         );
         assert!(run.status.success(), "window {window}: {run:?}");
@@ -176,14 +172,14 @@ fn the_sample_run_with_proofs_matches_the_default_mode() {
         let run = run_client(
             &dir,
             system.auth.port(),
-            &sample("data/hns.txt"),
+            &read_sample("data/hns.txt"),
             &["--window", window],
         );
         assert_eq!(run.status.code(), Some(1), "window {window}: {run:?}");
         let output = run.output.unwrap();
         let (_, c1) = system.tlds1.tlds_ports();
         let (_, c2) = system.tlds2.tlds_ports();
-        let queries = sample("data/hns.txt");
+        let queries = read_sample("data/hns.txt");
         let queries = queries
             .lines()
             .filter(|l| !l.trim().is_empty() && !l.starts_with('#'));

@@ -19,20 +19,6 @@ use std::time::{Duration, Instant};
 use authdns::digest::hmac_md5;
 use authdns_harness::*;
 
-/// Waits (boundedly) until `server` has logged a line containing `text`;
-/// that line, without its timestamp.
-fn wait_for_line(server: &Server, text: &str) -> String {
-    let started = Instant::now();
-    loop {
-        let stderr = server.stderr();
-        if let Some(line) = logged(&stderr).into_iter().find(|line| line.contains(text)) {
-            return line;
-        }
-        assert!(started.elapsed() < PATIENCE, "no {text:?} in {stderr}");
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
 // The AS has read a request and is waiting on the TLDS servers when SIGTERM
 // arrives: the client still gets its answer, then the AS exits 0.
 #[test]
@@ -54,7 +40,7 @@ fn the_as_answers_what_it_has_read_then_exits_on_sigterm() {
     assert_eq!(peer.reply(), None, "closed after the answer");
     assert!(auth.wait_for_exit().success());
     assert_eq!(
-        wait_for_line(&auth, "stopped"),
+        auth.wait_for_log("stopped"),
         "INFO as_server: stopped on SIGTERM"
     );
 }
@@ -81,7 +67,7 @@ fn each_tlds_exits_cleanly_on_sigint_and_sigterm() {
         assert!(tlds.wait_for_exit().success(), "{name} on SIG{signal}");
         assert_eq!(peer.reply(), None, "{name} closed its connections");
         assert_eq!(
-            wait_for_line(&tlds, "stopped"),
+            tlds.wait_for_log("stopped"),
             format!("INFO {name}: stopped on SIG{signal}")
         );
     }

@@ -32,12 +32,17 @@ fn profile_dir() -> PathBuf {
     }
 }
 
-/// The path of one of the four programs, built with the test.
+/// The path of one of the four programs, built with the test; or, for an
+/// A/B comparison, the build that `AUTHDNS_BIN_<NAME>` names (for example
+/// `AUTHDNS_BIN_AS_SERVER=/tmp/old/as_server`).
 pub fn bin(name: &str) -> PathBuf {
     assert!(
         ["tlds1", "tlds2", "as_server", "client"].contains(&name),
         "no binary {name}"
     );
+    if let Some(other) = std::env::var_os(format!("AUTHDNS_BIN_{}", name.to_uppercase())) {
+        return PathBuf::from(other);
+    }
     let path = profile_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.is_file(),
@@ -73,6 +78,34 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// The text of a file of the repository, such as `data/tlds1.tsv`.
+pub fn read_sample(relative: &str) -> String {
+    std::fs::read_to_string(repo_file(relative))
+        .unwrap_or_else(|err| panic!("read {relative}: {err}"))
+}
+
+/// Checks `done` until it holds, failing the test after [`PATIENCE`]: for a
+/// condition that some other process brings about, with no event to wait on.
+pub fn eventually(mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < PATIENCE, "not within {PATIENCE:?}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits for `child` to exit, failing the test (which should then kill it)
+/// with `hung` once [`PATIENCE`] has passed since `since`.
+pub fn exit_within_patience(child: &mut Child, since: Instant, hung: &str) -> ExitStatus {
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(since.elapsed() < PATIENCE, "{hung}");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
 pub fn write_file(dir: &Path, name: &str, contents: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, contents).expect("write test file");
@@ -83,6 +116,9 @@ pub fn write_file(dir: &Path, name: &str, contents: &str) -> PathBuf {
 pub struct Server {
     child: Child,
     stderr: Arc<Mutex<Vec<String>>>,
+    /// The thread collecting `stderr`, which ends when the server's stderr
+    /// does: joined to know that every line is in.
+    collecting: Option<thread::JoinHandle<()>>,
     /// Every address named in the start-up line, in order.
     pub addrs: Vec<SocketAddr>,
 }
@@ -107,7 +143,7 @@ impl Server {
         let stderr = child.stderr.take().expect("piped stderr");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (first_tx, first_rx) = mpsc::channel();
-        {
+        let collecting = {
             let lines = Arc::clone(&lines);
             thread::spawn(move || {
                 let mut first = Some(first_tx);
@@ -118,11 +154,12 @@ impl Server {
                     }
                     lines.lock().unwrap().push(line);
                 }
-            });
-        }
+            })
+        };
         let mut server = Server {
             child,
             stderr: lines,
+            collecting: Some(collecting),
             addrs: Vec::new(),
         };
         let first = first_rx
@@ -151,12 +188,48 @@ impl Server {
 
     /// Waits (at most [`PATIENCE`]) for the server to exit by itself.
     pub fn wait_for_exit(&mut self) -> ExitStatus {
+        exit_within_patience(&mut self.child, Instant::now(), "the server did not exit")
+    }
+
+    /// Stops the server with SIGTERM and returns its whole log, once it has
+    /// exited and every line it wrote has been collected.
+    pub fn stop_and_read_log(&mut self) -> String {
+        self.signal("TERM");
+        let status = self.wait_for_exit();
+        assert!(status.success(), "stopped with {status}: {}", self.stderr());
+        if let Some(collecting) = self.collecting.take() {
+            collecting.join().expect("the stderr collector");
+        }
+        self.stderr()
+    }
+
+    /// Waits (at most [`PATIENCE`]) until the server has logged a line
+    /// containing `text`, and returns it without its timestamp.
+    pub fn wait_for_log(&self, text: &str) -> String {
+        self.wait_for_logs(text, 1)
+            .into_iter()
+            .next()
+            .unwrap_or_default()
+    }
+
+    /// Waits (at most [`PATIENCE`]) until the server has logged `count`
+    /// lines containing `text`, and returns them without their timestamps.
+    pub fn wait_for_logs(&self, text: &str, count: usize) -> Vec<String> {
         let started = Instant::now();
         loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
+            let lines: Vec<String> = logged(&self.stderr())
+                .into_iter()
+                .filter(|line| line.contains(text))
+                .collect();
+            if lines.len() >= count {
+                return lines;
             }
-            assert!(started.elapsed() < PATIENCE, "the server did not exit");
+            assert!(
+                started.elapsed() < PATIENCE,
+                "{} of {count} {text:?} lines in:\n{}",
+                lines.len(),
+                self.stderr()
+            );
             thread::sleep(Duration::from_millis(10));
         }
     }
@@ -293,12 +366,11 @@ impl System {
     }
 
     pub fn start_samples(dir: &Path) -> System {
-        let read = |name: &str| std::fs::read_to_string(repo_file(name)).unwrap();
         System::start_with(
-            &read("data/tlds1.tsv"),
-            &read("data/key1.txt"),
-            &read("data/tlds2.tsv"),
-            &read("data/key2.txt"),
+            &read_sample("data/tlds1.tsv"),
+            &read_sample("data/key1.txt"),
+            &read_sample("data/tlds2.tsv"),
+            &read_sample("data/key2.txt"),
             dir,
         )
     }
@@ -355,13 +427,7 @@ impl Running {
     /// Waits for the program to exit, failing the test (which kills it)
     /// with `hung` once [`PATIENCE`] has passed since `since`.
     pub fn wait_within_patience(&mut self, since: Instant, hung: &str) -> ExitStatus {
-        loop {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                return status;
-            }
-            assert!(since.elapsed() < PATIENCE, "{hung}");
-            thread::sleep(Duration::from_millis(5));
-        }
+        exit_within_patience(&mut self.0, since, hung)
     }
 }
 
