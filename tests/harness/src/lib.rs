@@ -289,6 +289,12 @@ pub fn start_tlds(
     Server::start(name, &args)
 }
 
+/// tlds1 on the sample table, with a throwaway key and `flags`.
+pub fn sample_tlds1(dir: &Path, flags: &[&str]) -> Server {
+    let table = read_sample("data/tlds1.tsv");
+    start_tlds("tlds1", dir, "127.0.0.1", &table, "k\n", flags)
+}
+
 /// An AS on `bind`, pointed at the two TLDS.
 pub fn start_as(
     bind: &str,
