@@ -10,8 +10,8 @@
 //!    its finished results in itself, under a lock.
 //!
 //! One file a part: `window.rs` (flow control, and the way to the AS),
-//! `batch.rs` (what travels between stages: [`Sent`](batch::Sent) queries
-//! and the [`Outbox`](batch::Outbox) of finished results), `sender.rs`,
+//! `batch.rs` (the [`Sent`](batch::Sent) queries that travel between
+//! stages), `outbox.rs` (where a stage's finished results go), `sender.rs`,
 //! `router.rs` and `reader.rs` (the three stages), and this file, which
 //! starts them and holds how a stage waits for its next batch.
 //!
@@ -31,6 +31,7 @@
 //! the collector at any time ([`Window`]).
 
 mod batch;
+mod outbox;
 mod reader;
 mod router;
 mod sender;
@@ -47,7 +48,8 @@ use super::signing::Requests;
 use super::{ClientError, QueryLines, Settings};
 use crate::connection::{LineReader, Socket};
 use crate::sync::unpoisoned;
-use batch::{Outbox, Sent};
+use batch::Sent;
+use outbox::Outbox;
 use router::{KnownRoutes, Router, TldsQueues};
 use sender::AsSender;
 use window::{SignedBurst, ToAs, Window};

@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 
 use super::super::replies::{HopError, answer_of};
-use super::batch::{Outbox, Sent, Waiting};
+use super::batch::{Sent, Waiting};
 use super::next_batch_by_replies;
+use super::outbox::Outbox;
 use crate::connection::{LineReader, Socket};
 
 /// Stage 3: reads one TLDS's replies, in the order its queries were sent.

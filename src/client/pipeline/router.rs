@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use super::super::Settings;
 use super::super::replies::{AsHeard, Hop, HopError, HopErrorKind, Route, TldsConnector, route_of};
-use super::batch::{Outbox, Sent, Waiting};
+use super::batch::{Sent, Waiting};
+use super::outbox::Outbox;
 use super::reader::TldsReader;
 use super::{named, next_batch, next_batch_by_replies};
 use crate::connection::{FrameError, LineReader, Socket, Writer};

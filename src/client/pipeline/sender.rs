@@ -6,7 +6,8 @@ use std::io::BufRead;
 use super::super::QueryLines;
 use super::super::replies::malformed_line;
 use super::super::signing::Requests;
-use super::batch::{Outbox, Waiting};
+use super::batch::Waiting;
+use super::outbox::Outbox;
 use super::window::SignedBurst;
 use crate::query::Job;
 
