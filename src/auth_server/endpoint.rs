@@ -63,7 +63,7 @@ impl TldsEndpoint {
 #[derive(Debug)]
 pub struct LinkError {
     /// The TLDS, as [`TldsEndpoint::describe`] names it.
-    pub peer: Arc<str>,
+    pub tlds: Arc<str>,
     pub kind: LinkErrorKind,
 }
 
@@ -125,7 +125,7 @@ impl fmt::Display for LinkErrorKind {
 
 impl fmt::Display for LinkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.peer, self.kind)
+        write!(f, "{} {}", self.tlds, self.kind)
     }
 }
 

@@ -42,7 +42,7 @@ struct State {
 
 /// One TLDS's health, shared by its links and its prober.
 pub struct TldsHealth {
-    peer: Arc<TldsEndpoint>,
+    endpoint: Arc<TldsEndpoint>,
     described: Arc<str>,
     timeout: Duration,
     state: Mutex<State>,
@@ -51,10 +51,10 @@ pub struct TldsHealth {
 }
 
 impl TldsHealth {
-    pub fn new(peer: Arc<TldsEndpoint>, timeout: Duration) -> Arc<TldsHealth> {
+    pub fn new(endpoint: Arc<TldsEndpoint>, timeout: Duration) -> Arc<TldsHealth> {
         Arc::new(TldsHealth {
-            described: peer.describe().into(),
-            peer,
+            described: endpoint.describe().into(),
+            endpoint,
             timeout,
             state: Mutex::new(State {
                 health: Health::Untried,
@@ -65,8 +65,8 @@ impl TldsHealth {
         })
     }
 
-    pub fn peer(&self) -> &Arc<TldsEndpoint> {
-        &self.peer
+    pub fn endpoint(&self) -> &Arc<TldsEndpoint> {
+        &self.endpoint
     }
 
     /// `tlds1 at host:port`.
@@ -86,7 +86,7 @@ impl TldsHealth {
     pub fn check(&self) -> Result<(), Arc<LinkError>> {
         match &self.lock().health {
             Health::Down { why, .. } => Err(Arc::new(LinkError {
-                peer: Arc::clone(&self.described),
+                tlds: Arc::clone(&self.described),
                 kind: LinkErrorKind::Down(Arc::clone(why)),
             })),
             _ => Ok(()),
@@ -164,7 +164,7 @@ impl TldsHealth {
 
     /// Whether the TLDS answers a challenge within the timeout.
     fn answers(&self) -> bool {
-        let Ok(stream) = connection::connect(&self.peer.as_addrs, self.timeout) else {
+        let Ok(stream) = connection::connect(&self.endpoint.as_addrs, self.timeout) else {
             return false;
         };
         let mut probe = Connection::new(stream);

@@ -125,8 +125,8 @@ impl SharedLink {
         }
     }
 
-    pub fn peer(&self) -> &TldsEndpoint {
-        self.health.peer()
+    pub fn endpoint(&self) -> &TldsEndpoint {
+        self.health.endpoint()
     }
 
     pub fn health(&self) -> Health {
@@ -141,7 +141,7 @@ impl SharedLink {
 
     fn error(&self, kind: LinkErrorKind) -> Arc<LinkError> {
         Arc::new(LinkError {
-            peer: Arc::clone(self.health.described()),
+            tlds: Arc::clone(self.health.described()),
             kind,
         })
     }
@@ -189,7 +189,7 @@ impl SharedLink {
 
     /// Opens a new connection; called with the writer lock held.
     fn open(&self) -> Result<(u64, Socket), Arc<LinkError>> {
-        let opened = connection::connect(&self.peer().as_addrs, self.timeout);
+        let opened = connection::connect(&self.endpoint().as_addrs, self.timeout);
         let mut state = lock(&self.state);
         match opened {
             Ok(stream) => {
@@ -409,9 +409,9 @@ pub struct TldsLinks {
 }
 
 impl TldsLinks {
-    /// `count` links (at least one) to `peer`, none opened yet.
-    pub fn new(peer: TldsEndpoint, count: usize, timeout: Duration) -> TldsLinks {
-        let health = TldsHealth::new(Arc::new(peer), timeout);
+    /// `count` links (at least one) to `endpoint`, none opened yet.
+    pub fn new(endpoint: TldsEndpoint, count: usize, timeout: Duration) -> TldsLinks {
+        let health = TldsHealth::new(Arc::new(endpoint), timeout);
         TldsLinks {
             links: (0..count.max(1))
                 .map(|_| SharedLink::new(Arc::clone(&health), timeout))
@@ -434,8 +434,8 @@ impl TldsLinks {
         &self.links
     }
 
-    pub fn peer(&self) -> &TldsEndpoint {
-        self.health.peer()
+    pub fn endpoint(&self) -> &TldsEndpoint {
+        self.health.endpoint()
     }
 
     pub fn health(&self) -> Health {

@@ -62,7 +62,7 @@ impl AuthServer {
             idle_timeout,
         } = config;
         AuthServer {
-            links: tlds.map(|peer| TldsLinks::new(peer, links_per_tlds, timeout)),
+            links: tlds.map(|endpoint| TldsLinks::new(endpoint, links_per_tlds, timeout)),
             gate: Gate::new(max_connections, idle_timeout),
         }
     }
@@ -156,8 +156,8 @@ impl AuthServer {
             .zip(answers)
             .find(|(_, answer)| matches!(answer, Ok(theirs) if theirs.matches(digest)));
         if let Some((links, _)) = matched {
-            out.extend_from_slice(links.peer().route_reply());
-            return Verdict::Matched(links.peer().name);
+            out.extend_from_slice(links.endpoint().route_reply());
+            return Verdict::Matched(links.endpoint().name);
         }
         let failures: Vec<String> = answers
             .iter()

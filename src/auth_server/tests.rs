@@ -89,7 +89,7 @@ fn tlds(
     (role, as_addr, client_addr)
 }
 
-fn peer(name: &'static str, as_addr: SocketAddr, client_port: u16) -> TldsEndpoint {
+fn endpoint(name: &'static str, as_addr: SocketAddr, client_port: u16) -> TldsEndpoint {
     TldsEndpoint::new(
         name,
         "127.0.0.1".to_owned(),
@@ -101,7 +101,7 @@ fn peer(name: &'static str, as_addr: SocketAddr, client_port: u16) -> TldsEndpoi
 
 /// One link to the TLDS whose AS port is `as_addr`.
 fn link_to(as_addr: SocketAddr) -> TldsLinks {
-    TldsLinks::new(peer("tlds1", as_addr, 1), 1, Duration::from_secs(5))
+    TldsLinks::new(endpoint("tlds1", as_addr, 1), 1, Duration::from_secs(5))
 }
 
 /// Challenges, one per line, as the AS forwards them.
@@ -240,7 +240,10 @@ fn system(links: usize) -> System {
     let (t1, a1, c1) = tlds("tlds1", "k1", Duration::from_secs(60));
     let (t2, a2, c2) = tlds("tlds2", "k2", Duration::from_secs(60));
     let config = auth_server::Config {
-        tlds: [peer("tlds1", a1, c1.port()), peer("tlds2", a2, c2.port())],
+        tlds: [
+            endpoint("tlds1", a1, c1.port()),
+            endpoint("tlds2", a2, c2.port()),
+        ],
         timeout: Duration::from_secs(5),
         links_per_tlds: links,
         max_connections: 256,
@@ -284,7 +287,7 @@ fn the_as_holds_its_links_not_a_connection_per_client() {
             .server
             .links()
             .each_ref()
-            .map(|l| (l.peer().name, l.peer().client_port));
+            .map(|l| (l.endpoint().name, l.endpoint().client_port));
         thread::scope(|scope| {
             for client in 0..50 {
                 let as_addr = system.as_addr;
@@ -311,7 +314,7 @@ fn the_as_holds_its_links_not_a_connection_per_client() {
                 .iter()
                 .map(SharedLink::connections_opened)
                 .sum();
-            assert_eq!(opened, links, "{}", tlds.peer().name);
+            assert_eq!(opened, links, "{}", tlds.endpoint().name);
         }
     }
 }
@@ -323,7 +326,7 @@ fn a_stopped_as_answers_what_it_has_read_then_returns() {
     let (a1, seen) = slow_tlds("k1", Duration::from_millis(300));
     let (a2, _) = slow_tlds("k2", Duration::from_millis(300));
     let config = auth_server::Config {
-        tlds: [peer("tlds1", a1, 7001), peer("tlds2", a2, 7002)],
+        tlds: [endpoint("tlds1", a1, 7001), endpoint("tlds2", a2, 7002)],
         timeout: Duration::from_secs(5),
         links_per_tlds: 1,
         max_connections: 16,

@@ -87,7 +87,12 @@ struct Args {
 }
 
 /// The TLDS named `name`, its AS port resolved now.
-fn peer(name: &'static str, host: &str, as_port: u16, client_port: u16) -> Result<TldsEndpoint> {
+fn endpoint(
+    name: &'static str,
+    host: &str,
+    as_port: u16,
+    client_port: u16,
+) -> Result<TldsEndpoint> {
     let flags = format!("--{name}-host/--{name}-as-port");
     let as_addrs = cli::resolve(host, as_port, &flags)?;
     Ok(TldsEndpoint::new(
@@ -108,13 +113,13 @@ fn start() -> Result<ExitCode> {
         &format!("--max-connections {}", args.max_connections),
     )?;
     let tlds = [
-        peer(
+        endpoint(
             "tlds1",
             &args.tlds1_host,
             args.tlds1_as_port,
             args.tlds1_client_port,
         )?,
-        peer(
+        endpoint(
             "tlds2",
             &args.tlds2_host,
             args.tlds2_as_port,
