@@ -143,11 +143,18 @@ fn the_as_reconnects_to_a_restarted_tlds_without_restarting() {
         "k5678\n",
         &["--as-port", &a, "--client-port", &c],
     );
-    // The AS marked it down and takes it back when its probe is answered
-    // (the first comes half a second after the failure).
-    eventually(|| peer.ask(&request) == Some(format!("127.0.0.1 {c2}")));
+    // It refused while it was gone, so it was down without being skipped:
+    // the very next request after its readiness line reaches it.
+    assert_eq!(peer.ask(&request), Some(format!("127.0.0.1 {c2}")));
     let run = run_client(&dir, system.auth.port(), &read_sample("data/hns.txt"), &[]);
     assert!(run.status.success(), "{run:?}");
+    assert_eq!(run.output.unwrap(), SAMPLE_RESULTS);
+    // Each change logged once, when it happened.
+    let tlds2 = format!("tlds2 at 127.0.0.1:{a2}");
+    let log = logged(&system.auth.stderr());
+    let count = |text: &str| log.iter().filter(|line| line.contains(text)).count();
+    assert_eq!(count(&format!("{tlds2} is down")), 1, "{log:?}");
+    assert_eq!(count(&format!("{tlds2} is up again")), 1, "{log:?}");
 }
 
 /// Ports that were free a moment ago, for servers started later.
@@ -189,15 +196,51 @@ fn the_as_started_first_serves_as_soon_as_the_tlds_servers_come_up() {
         "k5678",
         &["--as-port", &ports[2], "--client-port", &ports[3]],
     );
-    // Both are down to the AS until a probe of each is answered.
-    eventually(|| {
-        run_client(&dir, auth.port(), &queries, &[])
-            .status
-            .success()
-    });
+    // They refused until now, so the first run after their readiness
+    // lines reaches them.
     let after = run_client(&dir, auth.port(), &queries, &[]);
     assert!(after.status.success(), "{after:?}");
-    assert_eq!(after.output.unwrap()[0], "Amazon.org 94.5.6.7 A");
+    assert_eq!(after.output.unwrap(), SAMPLE_RESULTS);
+}
+
+// A TLDS that was frozen (SIGSTOP) for a while is skipped and probed,
+// never more than LONGEST_WAIT (1.5 s) apart; resumed, it is answering
+// again before a run started two seconds later, and the AS logged each
+// change once.
+#[test]
+fn a_frozen_tlds_resumed_serves_again_within_two_seconds() {
+    let dir = scratch_dir("frozen-resumed");
+    let system = System::start_with_all_flags(
+        [
+            (&read_sample("data/tlds1.tsv"), "k1234"),
+            (&read_sample("data/tlds2.tsv"), "k5678"),
+        ],
+        &dir,
+        &[],
+        &["--timeout", "0.5"],
+    );
+    system.tlds2.signal("STOP");
+    let frozen = run_client(&dir, system.auth.port(), &alternating(40), &[]);
+    assert_eq!(frozen.status.code(), Some(1), "{frozen:?}");
+    assert_eq!(
+        only_the_frozen_tlds_failed_of(&frozen, &system.tlds2, 40),
+        20
+    );
+    // A long outage, as faults go: long enough for a backoff without a
+    // bound to have grown past two seconds.
+    thread::sleep(Duration::from_secs(6));
+    system.tlds2.signal("CONT");
+    // The promise: within two seconds of resuming. (No event to wait on
+    // here: the test is that this much time is enough.)
+    thread::sleep(Duration::from_secs(2));
+    let resumed = run_client(&dir, system.auth.port(), &alternating(40), &[]);
+    assert!(resumed.status.success(), "{resumed:?}");
+    let a2 = system.tlds2.tlds_ports().0;
+    let log = logged(&system.auth.stderr());
+    let count = |text: &str| log.iter().filter(|line| line.contains(text)).count();
+    let tlds2 = format!("tlds2 at 127.0.0.1:{a2}");
+    assert_eq!(count(&format!("{tlds2} is down")), 1, "{log:?}");
+    assert_eq!(count(&format!("{tlds2} is up again")), 1, "{log:?}");
 }
 
 #[test]
@@ -305,9 +348,14 @@ fn alternating(count: usize) -> String {
 /// it: every tlds1 query answered right, every tlds2 query answered right
 /// or an error naming tlds2 (at its AS port, or its client port).
 fn only_the_frozen_tlds_failed(run: &ClientRun, tlds2: &Server) -> usize {
+    only_the_frozen_tlds_failed_of(run, tlds2, 20_000)
+}
+
+/// As [`only_the_frozen_tlds_failed`], for a run of `count` queries.
+fn only_the_frozen_tlds_failed_of(run: &ClientRun, tlds2: &Server, count: usize) -> usize {
     let (a2, c2) = tlds2.tlds_ports();
     let output = run.output.as_ref().expect("an output file");
-    assert_eq!(output.len(), 20_000);
+    assert_eq!(output.len(), count);
     let mut failed = 0;
     for (i, line) in output.iter().enumerate() {
         if i % 2 == 0 {

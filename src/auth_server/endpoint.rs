@@ -6,6 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use super::health::Downed;
 use crate::connection::FrameError;
 use crate::digest::Digest;
 use crate::wire::{AuthReply, WireError};
@@ -83,14 +84,20 @@ pub enum LinkErrorKind {
 }
 
 impl LinkErrorKind {
-    /// Failures after which waiting on the TLDS again is pointless until it
-    /// has been seen to answer: a close is not one (it is how an idle
-    /// connection ends, and a reconnection tells more).
-    pub fn means_down(&self) -> bool {
+    /// Whether the failure puts the TLDS down, and how: a refused or reset
+    /// connect is tried again by the next burst; a timeout (connecting or
+    /// answering) or nonsense is skipped until a probe is answered. A close
+    /// is neither: it is how an idle connection ends, and a reconnection
+    /// tells more.
+    pub fn downed(&self) -> Option<Downed> {
         match self {
-            LinkErrorKind::Read(err) => err.is_timeout(),
-            LinkErrorKind::Connect(_) | LinkErrorKind::BadReply(_) | LinkErrorKind::Unasked => true,
-            _ => false,
+            LinkErrorKind::Connect(err) if err.kind() == io::ErrorKind::TimedOut => {
+                Some(Downed::Skipped)
+            }
+            LinkErrorKind::Connect(_) => Some(Downed::Refusing),
+            LinkErrorKind::Read(err) if err.is_timeout() => Some(Downed::Skipped),
+            LinkErrorKind::BadReply(_) | LinkErrorKind::Unasked => Some(Downed::Skipped),
+            _ => None,
         }
     }
 

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use super::endpoint::{Answer, LinkError, LinkErrorKind, TldsEndpoint};
 use super::health::{Health, TldsHealth};
-use crate::connection::{self, LineClock, LineReader, Socket};
+use crate::connection::{LineClock, LineReader, Socket};
 use crate::sync::lock;
 use crate::wire::DigestReply;
 
@@ -189,7 +189,7 @@ impl SharedLink {
 
     /// Opens a new connection; called with the writer lock held.
     fn open(&self) -> Result<(u64, Socket), Arc<LinkError>> {
-        let opened = connection::connect(&self.endpoint().as_addrs, self.timeout);
+        let opened = self.health.connect();
         let mut state = lock(&self.state);
         match opened {
             Ok(stream) => {
@@ -205,7 +205,9 @@ impl SharedLink {
             }
             Err(err) => {
                 let error = self.error(LinkErrorKind::Connect(err));
-                self.health.down(&error);
+                if let Some(how) = error.kind.downed() {
+                    self.health.down(&error, how);
+                }
                 Err(error)
             }
         }
@@ -283,6 +285,10 @@ impl SharedLink {
                 break;
             }
         }
+        if !answers.is_empty() {
+            // It answers: if it was down, it is back, from this moment.
+            self.health.answered();
+        }
         let mut state = lock(&self.state);
         state.leading = false;
         if state.generation != generation {
@@ -340,8 +346,8 @@ impl SharedLink {
         if state.generation == generation {
             state.generation = 0;
             state.reader = None;
-            if error.kind.means_down() {
-                self.health.down(error);
+            if let Some(how) = error.kind.downed() {
+                self.health.down(error, how);
             }
         }
         while state
