@@ -6,7 +6,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use authdns::auth_server::{self, Config, TldsEndpoint};
 use authdns::cli;
-use clap::Parser;
+use authdns::cli::descriptors::{self, ConnectionLimit};
+use clap::{CommandFactory, FromArgMatches, Parser};
 use clap_verbosity_flag::{InfoLevel, Verbosity};
 
 /// The authentication server: tells each client which TLDS its key belongs to.
@@ -105,13 +106,22 @@ fn endpoint(
 }
 
 fn start() -> Result<ExitCode> {
-    let args = Args::parse();
+    let mut command = Args::command();
+    let matches = command.clone().get_matches();
+    let mut args = Args::from_arg_matches(&matches)?;
     cli::start_logging("as_server", &args.verbosity);
     // Each client connection, and each link to a TLDS, is one descriptor.
-    cli::ensure_descriptors(
-        u64::from(args.max_connections) + 2 * u64::from(args.tlds_links) + cli::SPARE_DESCRIPTORS,
-        &format!("--max-connections {}", args.max_connections),
-    )?;
+    let mut limits = [ConnectionLimit::of(
+        &matches,
+        "max_connections",
+        "--max-connections",
+        args.max_connections,
+    )];
+    if let Err(unfit) = descriptors::fit(&mut limits, 2 * u64::from(args.tlds_links))? {
+        descriptors::refuse(unfit, &mut command)?;
+    }
+    let [max_connections] = limits.map(|limit| limit.value);
+    args.max_connections = max_connections;
     let tlds = [
         endpoint(
             "tlds1",

@@ -4,6 +4,7 @@
 //! [`tlds`], the one command line of `tlds1` and `tlds2`. The binaries under
 //! `src/bin` hold only what is theirs alone.
 
+pub mod descriptors;
 pub mod tlds;
 
 use std::net::{IpAddr, SocketAddr, TcpListener, ToSocketAddrs};
@@ -58,25 +59,6 @@ pub fn seconds(text: &str) -> Result<Duration> {
         Ok(secs) if (least..=most).contains(&secs) => Ok(Duration::from_secs_f64(secs)),
         _ => bail!("must be a number of seconds from {least} to {most}"),
     }
-}
-
-/// Descriptors a server needs besides one per connection: standard
-/// streams, listeners, the files it reads at start, the signal pipe.
-pub const SPARE_DESCRIPTORS: u64 = 32;
-
-/// Raises the soft open-file limit to the hard one, and refuses to start
-/// when even that is fewer than the `needed` descriptors that the
-/// connection limits named in `flags` can take.
-pub fn ensure_descriptors(needed: u64, flags: &str) -> Result<()> {
-    let limit = rlimit::increase_nofile_limit(u64::MAX)
-        .context("cannot read or raise the open-file limit")?;
-    if limit < needed {
-        bail!(
-            "{flags} need about {needed} file descriptors, but the open-file limit is {limit} \
-             (raise it with ulimit -n, or lower the limits)"
-        );
-    }
-    Ok(())
 }
 
 /// Parses an address (a range of one) or a range such as `10.0.0.0/8`.

@@ -15,6 +15,7 @@ use clap_verbosity_flag::{InfoLevel, Verbosity};
 use ipnet::IpNet;
 
 use crate::cli;
+use crate::cli::descriptors::{self, ConnectionLimit};
 
 /// A top-level domain server: signs challenges for the authentication server
 /// and answers hostname lookups for clients.
@@ -114,21 +115,32 @@ impl Args {
 }
 
 fn start(defaults: &Defaults) -> Result<ExitCode> {
-    let matches = Args::command_for(defaults).get_matches();
-    let args = Args::from_arg_matches(&matches)?;
+    let mut command = Args::command_for(defaults);
+    let matches = command.clone().get_matches();
+    let mut args = Args::from_arg_matches(&matches)?;
     cli::start_logging(defaults.name, &args.verbosity);
     if args.check {
         return Ok(check(&args.table, &args.key_file));
     }
-    cli::ensure_descriptors(
-        u64::from(args.max_connections)
-            + u64::from(args.max_as_connections)
-            + cli::SPARE_DESCRIPTORS,
-        &format!(
-            "--max-connections {} and --max-as-connections {}",
-            args.max_connections, args.max_as_connections
+    let mut limits = [
+        ConnectionLimit::of(
+            &matches,
+            "max_connections",
+            "--max-connections",
+            args.max_connections,
         ),
-    )?;
+        ConnectionLimit::of(
+            &matches,
+            "max_as_connections",
+            "--max-as-connections",
+            args.max_as_connections,
+        ),
+    ];
+    if let Err(unfit) = descriptors::fit(&mut limits, 0)? {
+        descriptors::refuse(unfit, &mut command)?;
+    }
+    let [max_connections, max_as_connections] = limits.map(|limit| limit.value);
+    (args.max_connections, args.max_as_connections) = (max_connections, max_as_connections);
     let key = Key::load(&args.key_file)?;
     let table = Table::load(&args.table)?;
     let listeners = Listeners {

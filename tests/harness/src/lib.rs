@@ -149,7 +149,11 @@ impl Server {
                 let mut first = Some(first_tx);
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
-                    if let Some(tx) = first.take() {
+                    // The readiness line is the first that is no warning
+                    // (limits lowered to fit are one that may come first).
+                    if !line.contains(" WARN ")
+                        && let Some(tx) = first.take()
+                    {
                         let _ = tx.send(line.clone());
                     }
                     lines.lock().unwrap().push(line);
