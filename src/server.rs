@@ -3,7 +3,10 @@
 //! told to stop.
 //!
 //! Every server port runs [`serve`], so a slow, silent or hostile peer is
-//! handled the same way everywhere. A [`Stopper`] ends every listener of one
+//! handled the same way everywhere. A port at its connection limit makes
+//! room: a newcomer closes the connection that has waited longest for its
+//! peer, if that has been at least [`IDLE_ENOUGH`]; only when none has does
+//! the newcomer hear `server busy`. A [`Stopper`] ends every listener of one
 //! process: each stops accepting, open connections have their input closed
 //! (so requests already read are still answered); [`serve`] returns as soon
 //! as its listener has stopped, and [`wait_out_grace`] then waits until the
@@ -19,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::{IpNet, Ipv4Net};
 
-use crate::connection::{Connection, LineClock, Served, Socket};
+use crate::connection::{Activity, Connection, LineClock, PeerAddr, Served, Socket};
 use crate::sync::{lock, unpoisoned};
 use crate::wire;
 
@@ -27,6 +30,11 @@ use crate::wire;
 pub const GRACE: Duration = Duration::from_secs(2);
 
 const CONNECTION_STACK: usize = 256 * 1024;
+
+/// How long a connection must have waited for its peer before a newcomer
+/// to a full port may close it: a client between two queries of a run is
+/// never idle this long, a connection left open and silent soon is.
+pub const IDLE_ENOUGH: Duration = Duration::from_secs(1);
 
 /// Tells every listener of one process to stop. Clones share one state.
 #[derive(Debug, Clone, Default)]
@@ -80,9 +88,30 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
 pub struct Gate {
     pub max_connections: usize,
     pub idle_timeout: Duration,
-    open: Mutex<HashMap<u64, Socket>>,
+    /// Every connection admitted and not yet ended.
+    open: Mutex<HashMap<u64, Admitted>>,
+    /// Signalled as each connection ends, for the stop's grace period.
     closed: Condvar,
     next_id: AtomicU64,
+    /// The clock origin of every connection's [`Activity`].
+    epoch: Instant,
+}
+
+/// What the gate keeps of one open connection.
+#[derive(Debug)]
+struct Admitted {
+    /// To close its input when stopping, or all of it to make room.
+    socket: Socket,
+    /// Whether, and since when, it waits for its peer.
+    activity: Arc<Activity>,
+    /// Who it is, for the log line when it is closed to make room.
+    peer: PeerAddr,
+}
+
+/// What a full port did to admit a newcomer.
+struct MadeRoom {
+    peer: PeerAddr,
+    idle: Duration,
 }
 
 impl Gate {
@@ -93,30 +122,59 @@ impl Gate {
             open: Mutex::new(HashMap::new()),
             closed: Condvar::new(),
             next_id: AtomicU64::new(0),
+            epoch: Instant::now(),
         })
     }
 
-    fn try_enter(self: &Arc<Self>, socket: &Socket) -> Option<Permit> {
+    /// Admits `socket`, closing the connection idle longest to make room
+    /// when the port is full; `None` when it is full of connections that
+    /// are working or idle less than [`IDLE_ENOUGH`].
+    fn try_enter(
+        self: &Arc<Self>,
+        socket: &Socket,
+        peer: PeerAddr,
+    ) -> Option<(Permit, Option<MadeRoom>)> {
         let mut open = lock(&self.open);
+        let mut made_room = None;
         if open.len() >= self.max_connections {
-            return None;
+            let (id, idle) = open
+                .iter()
+                .filter_map(|(&id, admitted)| Some((id, admitted.activity.idle_for()?)))
+                .max_by_key(|&(_, idle)| idle)
+                .filter(|&(_, idle)| idle >= IDLE_ENOUGH)?;
+            // Its slot is the newcomer's now; its thread sees the socket
+            // closed and ends (its permit finds nothing left to remove).
+            let evicted = open.remove(&id)?;
+            let _ = evicted.socket.shutdown(std::net::Shutdown::Both);
+            made_room = Some(MadeRoom {
+                peer: evicted.peer,
+                idle,
+            });
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        // A stopping server closes the input of every open connection
-        // through these.
-        open.insert(id, socket.clone());
-        Some(Permit {
+        let activity = Arc::new(Activity::new(self.epoch));
+        open.insert(
+            id,
+            Admitted {
+                socket: socket.clone(),
+                activity: Arc::clone(&activity),
+                peer,
+            },
+        );
+        let permit = Permit {
             gate: Arc::clone(self),
             id,
-        })
+            activity,
+        };
+        Some((permit, made_room))
     }
 
     /// Closes the input of every open connection, then waits until they are
     /// done or `deadline` has passed.
     fn drain(&self, deadline: Instant) {
         let mut open = lock(&self.open);
-        for stream in open.values() {
-            let _ = stream.shutdown(std::net::Shutdown::Read);
+        for admitted in open.values() {
+            let _ = admitted.socket.shutdown(std::net::Shutdown::Read);
         }
         while !open.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -132,6 +190,8 @@ impl Gate {
 struct Permit {
     gate: Arc<Gate>,
     id: u64,
+    /// What its connection keeps up to date.
+    activity: Arc<Activity>,
 }
 
 impl Drop for Permit {
@@ -204,7 +264,8 @@ where
     }
     let role = &port.role;
     // A flood of refusals must not become a flood of log lines.
-    let (failures, refusals, busy) = (Throttle::new(), Throttle::new(), Throttle::new());
+    let (failures, refusals) = (Throttle::new(), Throttle::new());
+    let (busy, made_room) = (Throttle::new(), Throttle::new());
     while !stopper.is_stopping() {
         let (stream, peer) = match listener.accept() {
             Ok(accepted) => accepted,
@@ -228,7 +289,7 @@ where
             continue;
         }
         let socket = Socket::new(stream);
-        let Some(permit) = gate.try_enter(&socket) else {
+        let Some((permit, closed)) = gate.try_enter(&socket, PeerAddr(Some(peer))) else {
             busy.note(|more| {
                 log::warn!(
                     "{role}: busy: {peer} refused, {} connections open{more}",
@@ -238,7 +299,25 @@ where
             refuse(&socket, &"server busy");
             continue;
         };
+        if let Some(MadeRoom {
+            peer: idle_peer,
+            idle,
+        }) = closed
+        {
+            log::debug!(
+                "{role}: closed {idle_peer}, idle for {:.1} s, to make room for {peer}",
+                idle.as_secs_f64()
+            );
+            made_room.note(|more| {
+                log::warn!(
+                    "{role}: full ({} connections open): closed the connection idle longest \
+                     to admit {peer}{more}",
+                    gate.max_connections
+                )
+            });
+        }
         let mut connection = Connection::new(socket);
+        connection.watched_by(Arc::clone(&permit.activity));
         // A request, once begun, must be whole within the idle timeout:
         // trickled bytes do not extend it.
         connection

@@ -8,11 +8,14 @@
 //! - `writer.rs`: the shared [`Socket`] and the [`Writer`] that queues
 //!   outgoing lines and sends them in one write (or, for a thread that must
 //!   not block, as much as the socket takes at once).
+//! - `activity.rs`: whether a served connection waits for its peer, and
+//!   since when, for a full server choosing which connection to close.
 //! - `serve.rs`: [`Connection`], the two halves of one socket, and
 //!   [`Connection::serve`], the request/reply loop every server port runs, so
 //!   the flush rule (send when the input runs dry, when [`FLUSH_AT`] bytes are
 //!   queued, or when [`MAX_QUEUED`] replies are held back) exists once.
 
+mod activity;
 mod line_reader;
 mod serve;
 #[cfg(test)]
@@ -23,6 +26,7 @@ use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+pub use activity::Activity;
 pub use line_reader::{FrameError, LineClock, LineReader, ReadTimeout};
 pub use serve::{Connection, End, MAX_QUEUED, PeerAddr, Respond, Served};
 pub use writer::{FLUSH_AT, Socket, Writer};

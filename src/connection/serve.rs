@@ -5,7 +5,9 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 
-use super::{FrameError, LineReader, Socket, Writer, is_timeout};
+use std::sync::Arc;
+
+use super::{Activity, FrameError, LineReader, Socket, Writer, is_timeout};
 use crate::wire::{self, WireError};
 
 /// How a connection served by [`Connection::serve`] answers its requests.
@@ -45,6 +47,8 @@ impl<F: FnMut(&[u8], &mut Vec<u8>)> Respond for F {
 pub struct Connection {
     reader: LineReader<Socket>,
     writer: Writer,
+    /// Kept up to date by [`Connection::serve`], when a server watches it.
+    activity: Option<Arc<Activity>>,
 }
 
 impl Connection {
@@ -53,7 +57,13 @@ impl Connection {
         Connection {
             reader: LineReader::new(socket.clone()),
             writer: Writer::new(socket),
+            activity: None,
         }
+    }
+
+    /// Has [`Connection::serve`] keep `activity` up to date.
+    pub fn watched_by(&mut self, activity: Arc<Activity>) {
+        self.activity = Some(activity);
     }
 
     /// The halves, for a caller that reads on one thread and writes on another.
@@ -98,11 +108,14 @@ impl Connection {
         let Connection {
             mut reader,
             mut writer,
+            activity,
         } = self;
         let mut requests = 0;
+        let mut waiting = false;
         responder.greet(writer.queue());
         let end = loop {
-            if writer.is_full() || responder.queued() >= MAX_QUEUED || !reader.has_buffered_line() {
+            let dry = !reader.has_buffered_line();
+            if writer.is_full() || responder.queued() >= MAX_QUEUED || dry {
                 responder.complete(writer.queue());
                 if let Err(err) = writer.flush() {
                     writer.close();
@@ -112,8 +125,17 @@ impl Connection {
                     };
                 }
             }
+            if dry && let Some(activity) = &activity {
+                // Everything read is answered: from now on it waits.
+                activity.waiting();
+                waiting = true;
+            }
             match reader.read_line() {
                 Ok(Some(line)) => {
+                    if waiting && let Some(activity) = &activity {
+                        activity.working();
+                        waiting = false;
+                    }
                     requests += 1;
                     responder.respond(line, writer.queue());
                     if responder.refuses_more() {
