@@ -779,3 +779,66 @@ fn millisecond_of_day(line: &str) -> Option<u64> {
     let (h, m, s) = (parts.next()??, parts.next()??, parts.next()??);
     Some(((h * 60 + m) * 60 + s) * 1000 + millis.parse::<u64>().ok()?)
 }
+
+// A server that closes a client's idle connection (its idle timeout here;
+// room made for a newcomer is the same close) costs the client no query:
+// the next query goes out on a new connection. One at a time, the client
+// reconnects to the AS and to the TLDS; pipelined, to the TLDS (whose
+// reader sees the close while idle, so the router opens a new one).
+#[test]
+fn a_client_whose_idle_connections_were_closed_reconnects() {
+    for (window, as_flags) in [
+        ("1", &["--idle-timeout", "0.3", "-v"][..]),
+        ("2", &["-v"][..]),
+    ] {
+        let dir = scratch_dir("idle-closed");
+        let [t1, k1, t2, k2] = ["tlds1.tsv", "key1.txt", "tlds2.tsv", "key2.txt"]
+            .map(|name| read_sample(&format!("data/{name}")));
+        let system = System::start_with_all_flags(
+            [(&t1, &k1), (&t2, &k2)],
+            &dir,
+            &["--idle-timeout", "0.3", "-v"],
+            as_flags,
+        );
+        let output = dir.join("RESOLVED.txt");
+        let args = client_args(
+            "127.0.0.1",
+            system.auth.port(),
+            std::path::Path::new("-"),
+            &output,
+        );
+        let started = Instant::now();
+        let mut child = Running(
+            std::process::Command::new(bin("client"))
+                .args(&args)
+                .args(["--window", window])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let captured = Captured::start(&mut child.0);
+        let mut stdin = child.0.stdin.take().unwrap();
+        stdin.write_all(b"k1234 alpha Amazon.org\n").unwrap();
+        stdin.flush().unwrap();
+        // tlds1 closes the client's connection for its silence (and, at
+        // window 1, so does the AS).
+        system
+            .tlds1
+            .wait_for_log("left after 1 requests: timed out");
+        if window == "1" {
+            system.auth.wait_for_log("left after 1 requests: timed out");
+        }
+        stdin.write_all(b"k1234 beta Amazon.org\n").unwrap();
+        drop(stdin);
+        let status = child.wait_within_patience(started, "the client did not finish");
+        let run = captured.collect(status, started);
+        assert!(run.status.success(), "window {window}: {run:?}");
+        assert_eq!(
+            std::fs::read_to_string(&output).unwrap(),
+            "Amazon.org 94.5.6.7 A\nAmazon.org 94.5.6.7 A\n",
+            "window {window}"
+        );
+    }
+}

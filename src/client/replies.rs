@@ -64,6 +64,24 @@ impl HopError {
     pub fn is_silence(&self) -> bool {
         matches!(self.kind, HopErrorKind::Io(_) | HopErrorKind::Closed)
     }
+
+    /// The server closed or reset the connection rather than answer: what
+    /// a connection it closed while idle (its idle timeout, or room made
+    /// for a newcomer) looks like, so a request that met it is worth
+    /// sending once more on a new connection.
+    pub fn is_close(&self) -> bool {
+        match &self.kind {
+            HopErrorKind::Closed => true,
+            HopErrorKind::Io(FrameError::Io(err)) => matches!(
+                err.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::UnexpectedEof
+            ),
+            _ => false,
+        }
+    }
 }
 
 /// Whether the AS has answered anything yet: an AS that fails before its
@@ -76,6 +94,11 @@ pub(super) struct AsHeard {
 impl AsHeard {
     pub fn answered(&mut self) {
         self.answered = true;
+    }
+
+    /// Whether the AS has answered anything on this run's connection.
+    pub fn ever(&self) -> bool {
+        self.answered
     }
 
     /// `error` as the end of the whole run, if the AS never answered.

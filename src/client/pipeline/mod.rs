@@ -72,11 +72,15 @@ fn next_batch<T>(queue: &Receiver<T>, before_waiting: impl FnOnce()) -> Option<T
 /// socket its replies come from rather than on the queue: a batch is queued
 /// before its requests are written, so once their replies start to arrive
 /// the batch is there, and the stage is woken once (by the replies) instead
-/// of twice (by the queue, then by the replies).
+/// of twice (by the queue, then by the replies). `closed_while_idle` runs
+/// at once if the peer closes the connection while nothing is asked of it
+/// (its idle timeout, or room made for a newcomer), so that a new
+/// connection can be opened before anything is sent on the old.
 fn next_batch_by_replies(
     queue: &Receiver<Sent>,
     replies: &mut LineReader<Socket>,
     before_waiting: impl FnOnce(),
+    closed_while_idle: impl FnOnce(),
 ) -> Option<Sent> {
     let mut silent = false;
     let batch = next_batch(queue, || {
@@ -84,7 +88,13 @@ fn next_batch_by_replies(
         // Once replies arrive their batch is queued, and the queue hands it
         // over without a sleep; if the peer closed, timed out or sent
         // something unasked, the queue still decides.
-        silent = !replies.has_buffered_line() && replies.wait_for_more().is_err();
+        if !replies.has_buffered_line() {
+            match replies.wait_for_more() {
+                Err(_) => silent = true,
+                Ok(false) => closed_while_idle(),
+                Ok(true) => {}
+            }
+        }
     })?;
     if silent && let Some(written_at) = batch.written_at {
         // The peer has said nothing since before this batch was written:

@@ -25,8 +25,14 @@ impl TldsReader<'_> {
         let mut failure: Option<Arc<HopError>> = None;
         loop {
             let outbox = &mut self.outbox;
-            let Some(batch) = next_batch_by_replies(queued, &mut self.reader, || outbox.pass_on())
-            else {
+            let broken = &self.broken;
+            let Some(batch) = next_batch_by_replies(
+                queued,
+                &mut self.reader,
+                || outbox.pass_on(),
+                // The router opens a new connection for the next hostname.
+                || broken.store(true, Ordering::Release),
+            ) else {
                 break;
             };
             for Waiting {

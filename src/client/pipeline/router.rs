@@ -119,10 +119,17 @@ impl Router<'_, '_> {
                 Ok(reader) => {
                     let tlds = &mut self.tlds;
                     let outbox = &mut self.outbox;
-                    next_batch_by_replies(from_sender, reader, || {
-                        tlds.flush_all();
-                        outbox.pass_on();
-                    })
+                    next_batch_by_replies(
+                        from_sender,
+                        reader,
+                        || {
+                            tlds.flush_all();
+                            outbox.pass_on();
+                        },
+                        // The AS's requests go on the one connection the
+                        // sender writes to; the next burst finds it closed.
+                        || {},
+                    )
                 }
                 Err(_) => next_batch(from_sender, || self.flush_all()),
             };
