@@ -74,7 +74,8 @@ struct Args {
     #[arg(long, value_name = "SECS", default_value = "2", value_parser = cli::seconds)]
     timeout: Duration,
 
-    /// Most client connections served at once; more hear `Error: server busy`
+    /// Most client connections served at once; at it, a newcomer closes the
+    /// connection idle longest (a second at least), or hears `Error: server busy`
     #[arg(long, value_name = "N", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     max_connections: u32,

@@ -54,7 +54,8 @@ pub struct Args {
     #[arg(long, value_name = "IP[/PREFIX]", value_parser = cli::ip_range)]
     pub as_allow: Vec<IpNet>,
 
-    /// Most connections served at once on the client port; more hear `Error: server busy`
+    /// Most connections served at once on the client port; at it, a newcomer closes
+    /// the connection idle longest (a second at least), or hears `Error: server busy`
     #[arg(long, value_name = "N", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
