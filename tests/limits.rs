@@ -253,9 +253,7 @@ fn busy_refusals_are_logged_at_most_once_a_second() {
 fn a_full_server_makes_room_by_closing_its_longest_idle_connection() {
     rlimit::increase_nofile_limit(u64::MAX).unwrap();
     let dir = scratch_dir("make-room");
-    let [t1, k1, t2, k2] = ["tlds1.tsv", "key1.txt", "tlds2.tsv", "key2.txt"]
-        .map(|name| read_sample(&format!("data/{name}")));
-    let mut system = System::start_with_all_flags([(&t1, &k1), (&t2, &k2)], &dir, &["-v"], &["-v"]);
+    let mut system = System::start_samples_with(&dir, &["-v"], &["-v"]);
     let silent: Vec<TcpStream> = [
         system.tlds1.addrs[1],
         system.tlds2.addrs[1],

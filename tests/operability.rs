@@ -17,22 +17,12 @@ use std::time::Instant;
 
 use authdns_harness::*;
 
-fn samples_with(dir: &std::path::Path, tlds_flags: &[&str], as_flags: &[&str]) -> System {
-    let (t1, k1, t2, k2) = (
-        read_sample("data/tlds1.tsv"),
-        read_sample("data/key1.txt"),
-        read_sample("data/tlds2.tsv"),
-        read_sample("data/key2.txt"),
-    );
-    System::start_with_all_flags([(&t1, &k1), (&t2, &k2)], dir, tlds_flags, as_flags)
-}
-
 // Every log line is `time LEVEL program: message`; at -vv one query can be
 // followed across all four programs.
 #[test]
 fn one_query_can_be_watched_crossing_the_system_at_vv() {
     let dir = scratch_dir("vv");
-    let system = samples_with(&dir, &["-vv"], &["-vv"]);
+    let system = System::start_samples_with(&dir, &["-vv"], &["-vv"]);
     let run = run_client(
         &dir,
         system.auth.port(),
@@ -89,7 +79,7 @@ fn one_query_can_be_watched_crossing_the_system_at_vv() {
 #[test]
 fn the_default_level_logs_changes_not_traffic() {
     let dir = scratch_dir("levels");
-    let mut system = samples_with(&dir, &[], &[]);
+    let mut system = System::start_samples_with(&dir, &[], &[]);
     let run = run_client(&dir, system.auth.port(), "k1234 alpha Amazon.org\n", &[]);
     assert!(run.status.success());
     // Their whole logs, once stopped: the start-up line and the stop line,
@@ -161,7 +151,7 @@ fn the_default_level_logs_changes_not_traffic() {
 #[test]
 fn one_off_queries_print_results_and_write_no_file() {
     let dir = scratch_dir("one-off");
-    let system = samples_with(&dir, &[], &[]);
+    let system = System::start_samples_with(&dir, &[], &[]);
     let port = system.auth.port().to_string();
     let base = ["--as-host", "127.0.0.1", "--as-port", port.as_str()];
     let run = run_to_end(
@@ -230,7 +220,7 @@ fn one_off_queries_print_results_and_write_no_file() {
 #[test]
 fn queries_from_stdin_results_to_stdout_only() {
     let dir = scratch_dir("stdin");
-    let system = samples_with(&dir, &[], &[]);
+    let system = System::start_samples_with(&dir, &[], &[]);
     let cwd = scratch_dir("stdin-cwd");
     let port = system.auth.port().to_string();
     let mut child = Command::new(bin("client"))

@@ -210,15 +210,7 @@ fn the_as_started_first_serves_as_soon_as_the_tlds_servers_come_up() {
 #[test]
 fn a_frozen_tlds_resumed_serves_again_within_two_seconds() {
     let dir = scratch_dir("frozen-resumed");
-    let system = System::start_with_all_flags(
-        [
-            (&read_sample("data/tlds1.tsv"), "k1234"),
-            (&read_sample("data/tlds2.tsv"), "k5678"),
-        ],
-        &dir,
-        &[],
-        &["--timeout", "0.5"],
-    );
+    let system = System::start_samples_with(&dir, &[], &["--timeout", "0.5"]);
     system.tlds2.signal("STOP");
     let frozen = run_client(&dir, system.auth.port(), &alternating(40), &[]);
     assert_eq!(frozen.status.code(), Some(1), "{frozen:?}");
@@ -382,9 +374,7 @@ fn system_and_healthy_batch(
     window: &str,
     as_flags: &[&str],
 ) -> (System, ClientRun) {
-    let [t1, k1, t2, k2] = ["tlds1.tsv", "key1.txt", "tlds2.tsv", "key2.txt"]
-        .map(|name| read_sample(&format!("data/{name}")));
-    let system = System::start_with_all_flags([(&t1, &k1), (&t2, &k2)], dir, &[], as_flags);
+    let system = System::start_samples_with(dir, &[], as_flags);
     let healthy = run_client(
         dir,
         system.auth.port(),
@@ -792,14 +782,7 @@ fn a_client_whose_idle_connections_were_closed_reconnects() {
         ("2", &["-v"][..]),
     ] {
         let dir = scratch_dir("idle-closed");
-        let [t1, k1, t2, k2] = ["tlds1.tsv", "key1.txt", "tlds2.tsv", "key2.txt"]
-            .map(|name| read_sample(&format!("data/{name}")));
-        let system = System::start_with_all_flags(
-            [(&t1, &k1), (&t2, &k2)],
-            &dir,
-            &["--idle-timeout", "0.3", "-v"],
-            as_flags,
-        );
+        let system = System::start_samples_with(&dir, &["--idle-timeout", "0.3", "-v"], as_flags);
         let output = dir.join("RESOLVED.txt");
         let args = client_args(
             "127.0.0.1",

@@ -376,13 +376,15 @@ impl System {
     }
 
     pub fn start_samples(dir: &Path) -> System {
-        System::start_with(
-            &read_sample("data/tlds1.tsv"),
-            &read_sample("data/key1.txt"),
-            &read_sample("data/tlds2.tsv"),
-            &read_sample("data/key2.txt"),
-            dir,
-        )
+        System::start_samples_with(dir, &[], &[])
+    }
+
+    /// The samples, passing `tlds_flags` to both TLDS servers and
+    /// `as_flags` to the AS.
+    pub fn start_samples_with(dir: &Path, tlds_flags: &[&str], as_flags: &[&str]) -> System {
+        let [t1, k1, t2, k2] = ["tlds1.tsv", "key1.txt", "tlds2.tsv", "key2.txt"]
+            .map(|name| read_sample(&format!("data/{name}")));
+        System::start_with_all_flags([(&t1, &k1), (&t2, &k2)], dir, tlds_flags, as_flags)
     }
 }
 
