@@ -118,6 +118,9 @@ pub(super) fn resolve<R: BufRead + Send>(
     collector: &mut Collector<'_, impl Results + Send>,
 ) -> Result<(), ClientError> {
     let (sent_tx, sent_rx) = mpsc::channel::<Sent>();
+    let as_addr = as_stream
+        .as_ref()
+        .and_then(|stream| stream.peer_addr().ok());
     let (as_reader, as_writer) = match as_connection(as_stream, settings) {
         Ok(connection) => {
             let (reader, writer) = connection.split();
@@ -128,6 +131,7 @@ pub(super) fn resolve<R: BufRead + Send>(
     let to_as = ToAs {
         writer: as_writer,
         to_router: Some(sent_tx),
+        bursts_sent: 0,
     };
     let window = Window::new(settings.window.max(1), to_as);
     let shared = Mutex::new(collector);
@@ -144,6 +148,10 @@ pub(super) fn resolve<R: BufRead + Send>(
             .map_err(ClientError::Thread)?;
         let router = Router {
             as_reader,
+            as_addr,
+            timeout: settings.timeout,
+            bursts_received: 0,
+            reopened_after: None,
             as_name: &settings.as_name,
             known_routes: KnownRoutes::default(),
             tlds: TldsQueues {

@@ -2,19 +2,23 @@
 //! hostname to the TLDS the AS named, connecting (and starting that
 //! connection's reader) on first use.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::Scope;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::super::Settings;
-use super::super::replies::{AsHeard, Hop, HopError, HopErrorKind, Route, TldsConnector, route_of};
+use super::super::replies::{
+    AsHeard, Hop, HopError, HopErrorKind, Route, TldsConnector, route_of, server_connection,
+};
 use super::batch::{Sent, Waiting};
 use super::outbox::Outbox;
 use super::reader::TldsReader;
+use super::window::Window;
 use super::{named, next_batch, next_batch_by_replies};
-use crate::connection::{FrameError, LineReader, Socket, Writer};
+use crate::connection::{self, FrameError, LineReader, Socket, Writer};
 use crate::wire::HostRequest;
 
 /// An AS `<host> <port>` reply already seen.
@@ -102,6 +106,16 @@ impl TldsQueue {
 pub(super) struct Router<'scope, 'env> {
     /// The AS connection's read half, or why it can no longer be used.
     pub(super) as_reader: Result<LineReader<Socket>, Arc<HopError>>,
+    /// Where the AS is, to connect again when it closed the connection
+    /// while it sat idle (a closed socket may no longer know its peer).
+    pub(super) as_addr: Option<SocketAddr>,
+    pub(super) timeout: Duration,
+    /// Bursts received from the sender so far.
+    pub(super) bursts_received: u64,
+    /// `bursts_received` when the AS connection was last opened anew: it
+    /// is opened anew at most once between two bursts, so an AS that
+    /// closes every connection at once is not asked again and again.
+    pub(super) reopened_after: Option<u64>,
     pub(super) as_name: &'env str,
     pub(super) known_routes: KnownRoutes,
     pub(super) tlds: TldsQueues<'scope, 'env>,
@@ -115,10 +129,15 @@ impl Router<'_, '_> {
     /// Routes every query; what ended the run, if the AS never answered.
     pub(super) fn run(mut self, from_sender: &Receiver<Sent>) -> Option<Arc<HopError>> {
         loop {
+            let mut reopened = None;
             let batch = match &mut self.as_reader {
                 Ok(reader) => {
                     let tlds = &mut self.tlds;
                     let outbox = &mut self.outbox;
+                    let window = outbox.window;
+                    let (addr, timeout) = (self.as_addr, self.timeout);
+                    let received = self.bursts_received;
+                    let again = self.reopened_after != Some(received);
                     next_batch_by_replies(
                         from_sender,
                         reader,
@@ -126,14 +145,24 @@ impl Router<'_, '_> {
                             tlds.flush_all();
                             outbox.pass_on();
                         },
-                        // The AS's requests go on the one connection the
-                        // sender writes to; the next burst finds it closed.
-                        || {},
+                        // The AS closed the connection while nothing was
+                        // asked of it (its idle timeout, or room made for
+                        // a newcomer): a new one before the next burst.
+                        || {
+                            if let Some(addr) = addr.filter(|_| again) {
+                                reopened = reopen_as(window, addr, timeout, received);
+                            }
+                        },
                     )
                 }
                 Err(_) => next_batch(from_sender, || self.flush_all()),
             };
+            if let Some(reader) = reopened {
+                self.as_reader = Ok(reader);
+                self.reopened_after = Some(self.bursts_received);
+            }
             let Some(batch) = batch else { break };
+            self.bursts_received += 1;
             for query in batch.iter() {
                 self.route(query);
             }
@@ -288,4 +317,28 @@ impl<'scope, 'env> TldsQueues<'scope, 'env> {
             broken,
         })
     }
+}
+
+/// A new connection to the AS at `addr` in place of one it closed while
+/// idle, the write half given to the sender and the read half returned; or
+/// `None` when that cannot be done safely: the input has ended (the AS
+/// closing is then the run's end), or a burst was sent since the router
+/// last looked (it went out on the closed connection, and fails there).
+fn reopen_as(
+    window: &Window,
+    addr: SocketAddr,
+    timeout: Duration,
+    received: u64,
+) -> Option<LineReader<Socket>> {
+    let mut to_as = window.lock_to_as();
+    if to_as.to_router.is_none() || to_as.writer.is_none() || to_as.bursts_sent != received {
+        return None;
+    }
+    let stream = connection::connect(&[addr], timeout).ok()?;
+    log::debug!("reconnected to the AS at {addr}: it closed the idle connection");
+    let (reader, writer) = server_connection(stream, timeout).split();
+    if let Some(closed) = to_as.writer.replace(writer) {
+        closed.close();
+    }
+    Some(reader)
 }

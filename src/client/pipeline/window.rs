@@ -75,6 +75,9 @@ pub(super) struct ToAs {
     pub(super) writer: Option<Writer>,
     /// `None` once every burst is sent, which ends the router's queue.
     pub(super) to_router: Option<Sender<Sent>>,
+    /// Bursts handed to the router so far: while it has received as many,
+    /// nothing is on its way to the AS.
+    pub(super) bursts_sent: u64,
 }
 
 /// Whether a thread sending a burst may wait on the AS socket.
@@ -93,6 +96,7 @@ impl ToAs {
         burst.sent.written_at = Some(Instant::now());
         if let Some(to_router) = &self.to_router {
             let _ = to_router.send(burst.sent);
+            self.bursts_sent += 1;
         }
         let Some(writer) = &mut self.writer else {
             // The router fails every query it is handed.
@@ -250,6 +254,7 @@ mod tests {
         let to_as = ToAs {
             writer: Some(Writer::new(Socket::new(near))),
             to_router: Some(to_router),
+            bursts_sent: 0,
         };
         let window = Arc::new(Window::new(2, to_as));
         let (first, second) = (b"first\n".to_vec(), more_than_a_socket_holds(3));
