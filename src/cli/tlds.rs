@@ -55,13 +55,15 @@ pub struct Args {
     pub as_allow: Vec<IpNet>,
 
     /// Most connections served at once on the client port; at it, a newcomer closes
-    /// the connection idle longest (a second at least), or hears `Error: server busy`
+    /// the connection idle longest (a second at least), or hears `Error: server busy`.
+    /// Left at its default, it is lowered to fit the open-file limit
     #[arg(long, value_name = "N", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
 
     /// Most connections served at once on the AS port, a budget of its own so
-    /// that clients can never take the AS's slots (the AS holds --tlds-links)
+    /// that clients can never take the AS's slots (the AS holds --tlds-links).
+    /// Left at its default, it is lowered to fit the open-file limit
     #[arg(long, value_name = "N", default_value_t = 64,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_as_connections: u32,
