@@ -204,7 +204,7 @@ fn the_as_started_first_serves_as_soon_as_the_tlds_servers_come_up() {
 }
 
 // A TLDS that was frozen (SIGSTOP) for a while is skipped and probed,
-// never more than LONGEST_WAIT (1.5 s) apart; resumed, it is answering
+// never more than LONGEST_WAIT (1 s) apart; resumed, it is answering
 // again before a run started two seconds later, and the AS logged each
 // change once.
 #[test]

@@ -27,7 +27,7 @@ use crate::wire::ChallengeRequest;
 const FIRST_WAIT: Duration = Duration::from_millis(100);
 /// The longest wait between probes, jitter included: a TLDS that recovers
 /// is used again within this (and its probe's round trip).
-pub const LONGEST_WAIT: Duration = Duration::from_millis(1500);
+pub const LONGEST_WAIT: Duration = Duration::from_secs(1);
 
 /// What the AS knows of a TLDS.
 #[derive(Debug, Clone)]
