@@ -95,8 +95,12 @@ impl OneAtATime<'_> {
     /// One query's result line, and its kind.
     fn ask(&mut self, query: &Query<'_>) -> (String, Kind) {
         let hostname = query.hostname;
+        // Only a connection that was open until this query is worth one
+        // more try; once it has failed for good, queries fail at once.
+        let was_open = self.as_connection.is_ok();
         let mut answer = self.ask_as(query);
         if let Err(error) = &answer
+            && was_open
             && error.is_close()
             && self.as_heard.ever()
             && self.reconnect_as()
