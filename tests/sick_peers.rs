@@ -803,20 +803,28 @@ fn a_client_whose_idle_connections_were_closed_reconnects() {
         let mut stdin = child.0.stdin.take().unwrap();
         stdin.write_all(b"k1234 alpha Amazon.org\n").unwrap();
         stdin.flush().unwrap();
-        // tlds1 and the AS close the client's connections for their
-        // silence.
-        system
-            .tlds1
-            .wait_for_log("left after 1 requests: timed out");
-        system.auth.wait_for_log("left after 1 requests: timed out");
-        stdin.write_all(b"k1234 beta Amazon.org\n").unwrap();
+        // Twice over: tlds1 and the AS close the client's connections for
+        // their silence, and the next query goes out anew.
+        for (round, next) in [
+            (1, "k1234 beta Amazon.org\n"),
+            (2, "k1234 gamma Amazon.org\n"),
+        ] {
+            system
+                .tlds1
+                .wait_for_logs("left after 1 requests: timed out", round);
+            system
+                .auth
+                .wait_for_logs("left after 1 requests: timed out", round);
+            stdin.write_all(next.as_bytes()).unwrap();
+            stdin.flush().unwrap();
+        }
         drop(stdin);
         let status = child.wait_within_patience(started, "the client did not finish");
         let run = captured.collect(status, started);
         assert!(run.status.success(), "window {window}: {run:?}");
         assert_eq!(
             std::fs::read_to_string(&output).unwrap(),
-            "Amazon.org 94.5.6.7 A\nAmazon.org 94.5.6.7 A\n",
+            "Amazon.org 94.5.6.7 A\n".repeat(3),
             "window {window}"
         );
     }

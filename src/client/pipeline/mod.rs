@@ -151,7 +151,7 @@ pub(super) fn resolve<R: BufRead + Send>(
             as_addr,
             timeout: settings.timeout,
             bursts_received: 0,
-            reopened_after: None,
+            reopened: None,
             as_name: &settings.as_name,
             known_routes: KnownRoutes::default(),
             tlds: TldsQueues {

@@ -112,10 +112,11 @@ pub(super) struct Router<'scope, 'env> {
     pub(super) timeout: Duration,
     /// Bursts received from the sender so far.
     pub(super) bursts_received: u64,
-    /// `bursts_received` when the AS connection was last opened anew: it
-    /// is opened anew at most once between two bursts, so an AS that
-    /// closes every connection at once is not asked again and again.
-    pub(super) reopened_after: Option<u64>,
+    /// When, and after how many bursts, the AS connection was last opened
+    /// anew: it is opened anew again only once a burst has gone through
+    /// since, or a second has passed, so an AS that closes every connection
+    /// at once is not asked again and again.
+    pub(super) reopened: Option<(Instant, u64)>,
     pub(super) as_name: &'env str,
     pub(super) known_routes: KnownRoutes,
     pub(super) tlds: TldsQueues<'scope, 'env>,
@@ -137,7 +138,9 @@ impl Router<'_, '_> {
                     let window = outbox.window;
                     let (addr, timeout) = (self.as_addr, self.timeout);
                     let received = self.bursts_received;
-                    let again = self.reopened_after != Some(received);
+                    let again = self.reopened.is_none_or(|(at, after)| {
+                        after != received || at.elapsed() >= Duration::from_secs(1)
+                    });
                     next_batch_by_replies(
                         from_sender,
                         reader,
@@ -159,7 +162,7 @@ impl Router<'_, '_> {
             };
             if let Some(reader) = reopened {
                 self.as_reader = Ok(reader);
-                self.reopened_after = Some(self.bursts_received);
+                self.reopened = Some((Instant::now(), self.bursts_received));
             }
             let Some(batch) = batch else { break };
             self.bursts_received += 1;
