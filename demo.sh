@@ -1,9 +1,10 @@
 #!/bin/sh
 # The quick start, in any POSIX shell: builds the programs, starts tlds1,
-# tlds2 and as_server on free loopback ports with the samples in data/,
-# waits until each says it is serving, runs the client (passing it any
-# arguments given here), stops every server on every way out, and exits
-# with the client's status.
+# tlds2 (each with a DNS port) and as_server on free loopback ports with the
+# samples in data/, waits until each says it is serving, prints a dig
+# command that asks tlds1's DNS port (and runs it, if dig is installed),
+# runs the client (passing it any arguments given here), stops every server
+# on every way out, and exits with the client's status.
 #
 #   ./demo.sh                      resolve data/hns.txt into RESOLVED.txt
 #   ./demo.sh --window 1 -vv       the same, one query at a time, traced
@@ -62,12 +63,21 @@ port() {
 }
 
 for n in 1 2; do
-    start "tlds$n" --bind 127.0.0.1 --as-port 0 --client-port 0 \
+    start "tlds$n" --bind 127.0.0.1 --as-port 0 --client-port 0 --dns-port 0 \
         --table "$root/data/tlds$n.tsv" --key-file "$root/data/key$n.txt"
 done
 start as_server --bind 127.0.0.1 --port 0 \
     --tlds1-host 127.0.0.1 --tlds1-as-port "$(port tlds1 1)" --tlds1-client-port "$(port tlds1 2)" \
     --tlds2-host 127.0.0.1 --tlds2-as-port "$(port tlds2 1)" --tlds2-client-port "$(port tlds2 2)"
+
+# The TSIG secret is the key file's key (its first line that is neither
+# blank nor a comment), which dig takes in base64.
+key1=$(grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$root/data/key1.txt" | head -n 1 | tr -d ' \t\r')
+dig_command="dig -y hmac-md5:tlds1:$(printf %s "$key1" | base64) @127.0.0.1 -p $(port tlds1 3) Amazon.org"
+echo "demo: ask tlds1 over DNS with: $dig_command" >&2
+if command -v dig >/dev/null 2>&1; then
+    $dig_command +noall +answer >&2
+fi
 
 # The samples' queries, unless the arguments name queries of their own.
 case " $* " in

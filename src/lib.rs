@@ -27,6 +27,7 @@ pub mod cli;
 pub mod client;
 pub mod connection;
 pub mod digest;
+pub mod dns;
 pub mod key;
 mod packed;
 pub mod query;

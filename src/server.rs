@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -45,6 +45,9 @@ struct StopState {
     stopping: AtomicBool,
     /// Where each running listener can be reached, to wake its `accept`.
     listeners: Mutex<Vec<SocketAddr>>,
+    /// Each UDP socket served, and how many threads wait on it for a
+    /// datagram: each needs one to wake and see the flag.
+    datagrams: Mutex<Vec<(SocketAddr, usize)>>,
 }
 
 impl Stopper {
@@ -65,10 +68,31 @@ impl Stopper {
             // of our own wakes it, and it then sees the flag.
             let _ = TcpStream::connect_timeout(&reachable(addr), Duration::from_millis(200));
         }
+        let datagrams = lock(&self.0.datagrams).clone();
+        for (addr, threads) in datagrams {
+            let addr = reachable(addr);
+            let any: SocketAddr = match addr {
+                SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+                SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+            };
+            if let Ok(waker) = UdpSocket::bind(any) {
+                // An empty datagram is shorter than any request: a thread
+                // that reads one answers nothing and sees the flag.
+                for _ in 0..threads {
+                    let _ = waker.send_to(&[], addr);
+                }
+            }
+        }
     }
 
     fn register(&self, addr: SocketAddr) {
         lock(&self.0.listeners).push(addr);
+    }
+
+    /// Has [`Stopper::stop`] wake `threads` threads receiving on the UDP
+    /// socket at `addr`.
+    pub fn register_datagrams(&self, addr: SocketAddr, threads: usize) {
+        lock(&self.0.datagrams).push((addr, threads));
     }
 }
 
@@ -249,6 +273,10 @@ fn canonical_range(range: IpNet) -> IpNet {
 pub struct Port {
     pub role: Arc<str>,
     pub allow: Allow,
+    /// Whether a refused peer hears why, as a line of the course protocol
+    /// (`Error: server busy`); a DNS peer would read it as a broken
+    /// message, so the DNS port only closes.
+    pub says_why: bool,
 }
 
 /// Accepts connections on `listener` until `stopper` says stop, running
@@ -282,7 +310,7 @@ where
         }
         if !port.allow.admits(&peer) {
             refusals.note(|more| log::warn!("{role}: refused {peer}: not in --as-allow{more}"));
-            refuse(&stream, &"not allowed");
+            refuse(&stream, port.says_why.then_some(&"not allowed"));
             continue;
         }
         if configure(&stream, gate.idle_timeout).is_err() {
@@ -296,7 +324,7 @@ where
                     gate.max_connections
                 )
             });
-            refuse(&socket, &"server busy");
+            refuse(&socket, port.says_why.then_some(&"server busy"));
             continue;
         };
         if let Some(MadeRoom {
@@ -394,14 +422,16 @@ fn configure(stream: &TcpStream, idle_timeout: Duration) -> io::Result<()> {
     stream.set_write_timeout(Some(idle_timeout))
 }
 
-/// Tells a peer why it is not served, then closes. The write goes into an
-/// empty socket buffer, so it cannot block.
-fn refuse(stream: &TcpStream, reason: &dyn std::fmt::Display) {
-    let mut reply = Vec::new();
-    wire::write_error(&mut reply, reason);
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-    let mut stream = stream;
-    let _ = stream.write_all(&reply);
+/// Tells a peer why it is not served, if it is to hear it, then closes.
+/// The write goes into an empty socket buffer, so it cannot block.
+fn refuse(stream: &TcpStream, reason: Option<&dyn std::fmt::Display>) {
+    if let Some(reason) = reason {
+        let mut reply = Vec::new();
+        wire::write_error(&mut reply, reason);
+        let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+        let mut stream = stream;
+        let _ = stream.write_all(&reply);
+    }
     let _ = stream.shutdown(std::net::Shutdown::Write);
 }
 

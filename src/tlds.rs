@@ -6,12 +6,15 @@
 //! are separate so that the signing port can be limited to the AS with
 //! `--as-allow`: anyone who can reach it can obtain a digest for any challenge.
 //!
+//! With `--dns-port`, a third port answers the table as DNS over UDP and
+//! TCP (the [`crate::dns`] face), authenticated with TSIG under the same key.
+//!
 //! The table and the key are [`Records`], replaced whole on reload: each
 //! burst of requests is answered from one of them, so a query sees the old
 //! table or the new one, never a mix.
 
 use std::io;
-use std::net::TcpListener;
+use std::net::{TcpListener, UdpSocket};
 use std::sync::{Arc, RwLock};
 use std::thread;
 use std::time::Duration;
@@ -20,6 +23,7 @@ use ipnet::IpNet;
 
 use crate::connection::{PeerAddr, Respond};
 use crate::digest::{Signer, sign_many};
+use crate::dns::{self, Handler};
 use crate::key::Key;
 use crate::packed::Packed;
 use crate::server::{self, Allow, Gate, Port, Stopper};
@@ -38,6 +42,8 @@ pub struct Defaults {
     pub client_port: &'static str,
     pub table: &'static str,
     pub key_file: &'static str,
+    /// The TSIG key name of the DNS port.
+    pub dns_key_name: &'static str,
 }
 
 pub const TLDS1: Defaults = Defaults {
@@ -46,6 +52,7 @@ pub const TLDS1: Defaults = Defaults {
     client_port: "5312",
     table: "data/tlds1.tsv",
     key_file: "data/key1.txt",
+    dns_key_name: "tlds1.",
 };
 
 pub const TLDS2: Defaults = Defaults {
@@ -54,6 +61,7 @@ pub const TLDS2: Defaults = Defaults {
     client_port: "5322",
     table: "data/tlds2.tsv",
     key_file: "data/key2.txt",
+    dns_key_name: "tlds2.",
 };
 
 /// Everything a TLDS serves with, loaded and checked by its caller.
@@ -73,6 +81,18 @@ pub struct Config {
     /// clients can never take the slots the AS needs.
     pub max_as_connections: usize,
     pub idle_timeout: Duration,
+    /// How the DNS port answers, when there is one.
+    pub dns: Option<DnsConfig>,
+}
+
+/// The DNS port's part of a [`Config`].
+#[derive(Debug)]
+pub struct DnsConfig {
+    pub settings: dns::Settings,
+    /// TCP connections served at once: a budget of its own, like the others.
+    pub max_connections: usize,
+    /// Threads receiving on the UDP socket: the UDP queries answered at once.
+    pub udp_threads: usize,
 }
 
 /// The loaded state a TLDS serves from. Its key stays secret: `Signer`
@@ -81,14 +101,31 @@ pub struct Config {
 pub struct Tlds {
     table: Table,
     signer: Signer,
+    /// The DNS zone's SOA serial: new with every table served.
+    serial: u32,
 }
 
 impl Tlds {
-    pub fn new(table: Table, key: &Key) -> Tlds {
+    pub fn new(table: Table, key: &Key, serial: u32) -> Tlds {
         Tlds {
             table,
             signer: key.signer(),
+            serial,
         }
+    }
+
+    pub fn table(&self) -> &Table {
+        &self.table
+    }
+
+    /// HMAC-MD5 under the key: the AS port's digests, the proofs and TSIG.
+    pub fn signer(&self) -> &Signer {
+        &self.signer
+    }
+
+    /// The SOA serial of the DNS face for this table.
+    pub fn serial(&self) -> u32 {
+        self.serial
     }
 
     /// Client port: one hostname in, its record (or not found) out.
@@ -112,7 +149,7 @@ pub struct Records {
 impl Records {
     pub fn new(table: Table, key: &Key) -> Arc<Records> {
         Arc::new(Records {
-            current: RwLock::new(Arc::new(Tlds::new(table, key))),
+            current: RwLock::new(Arc::new(Tlds::new(table, key, unix_seconds()))),
         })
     }
 
@@ -124,8 +161,11 @@ impl Records {
 
     /// Serves `table` and `key` from the next burst on; the state for them
     /// is built before the swap, so no burst waits for it.
+    /// The SOA serial moves on with every replacement: to the clock's
+    /// seconds, or one past the last serial when reloads come faster.
     pub fn replace(&self, table: Table, key: &Key) {
-        let replacement = Arc::new(Tlds::new(table, key));
+        let serial = unix_seconds().max(self.current().serial.wrapping_add(1));
+        let replacement = Arc::new(Tlds::new(table, key, serial));
         *unpoisoned(self.current.write()) = replacement;
     }
 
@@ -153,6 +193,13 @@ impl Records {
             proof,
         }
     }
+}
+
+/// Seconds since 1970 as a 32-bit SOA serial (RFC 1982 arithmetic wraps it).
+fn unix_seconds() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs() as u32)
 }
 
 /// Where a client-port connection stands on proving it holds the key.
@@ -307,26 +354,40 @@ impl Respond for ChallengeReplies<'_> {
     }
 }
 
-/// A TLDS's two listeners, already bound.
+/// A TLDS's listeners, already bound.
 pub struct Listeners {
     pub as_port: TcpListener,
     pub client_port: TcpListener,
+    /// The DNS port's two sockets, on one port number.
+    pub dns: Option<DnsSockets>,
 }
 
-/// Serves both ports until `stopper` says stop, then lets open connections
+pub struct DnsSockets {
+    pub udp: UdpSocket,
+    pub tcp: TcpListener,
+}
+
+/// Serves every port until `stopper` says stop, then lets open connections
 /// finish what they have read (for at most [`server::GRACE`]).
 pub fn run(config: Config, listeners: Listeners, stopper: &Stopper) -> io::Result<()> {
     let records = config.records;
     let require_proof = config.require_proof;
     let as_gate = Gate::new(config.max_as_connections, config.idle_timeout);
     let client_gate = Gate::new(config.max_connections, config.idle_timeout);
+    let dns = config.dns.zip(listeners.dns).map(|(dns, sockets)| {
+        let gate = Gate::new(dns.max_connections, config.idle_timeout);
+        let handler = Handler::new(Arc::clone(&records), dns.settings);
+        (handler, gate, dns.udp_threads, sockets)
+    });
     let as_port = Port {
         role: "AS port".into(),
         allow: Allow::only(&config.as_allow),
+        says_why: true,
     };
     let client_port = Port {
         role: "client port".into(),
         allow: Allow::Anyone,
+        says_why: true,
     };
     thread::scope(|scope| {
         let signing = Arc::clone(&records);
@@ -340,6 +401,32 @@ pub fn run(config: Config, listeners: Listeners, stopper: &Stopper) -> io::Resul
                     connection.serve(signing.challenge_replies(peer))
                 })
             })?;
+        if let Some((handler, gate, udp_threads, sockets)) = &dns {
+            let name = config.name;
+            thread::Builder::new()
+                .name(format!("{name} DNS UDP"))
+                .spawn_scoped(scope, move || {
+                    if let Err(err) =
+                        dns::udp::serve(&sockets.udp, *udp_threads, handler, stopper, name)
+                    {
+                        log::error!("DNS port: cannot serve UDP: {err}");
+                    }
+                })?;
+            let tcp = sockets.tcp.try_clone()?;
+            let dns_port = Port {
+                role: "DNS port".into(),
+                allow: Allow::Anyone,
+                says_why: false,
+            };
+            let (handler, idle_timeout) = (handler.clone(), config.idle_timeout);
+            thread::Builder::new()
+                .name(format!("{name} DNS TCP"))
+                .spawn_scoped(scope, move || {
+                    server::serve(&dns_port, tcp, gate, stopper, move |connection| {
+                        dns::tcp::serve(connection, &handler, idle_timeout)
+                    })
+                })?;
+        }
         server::serve(
             &client_port,
             listeners.client_port,
@@ -352,7 +439,9 @@ pub fn run(config: Config, listeners: Listeners, stopper: &Stopper) -> io::Resul
         );
         Ok::<(), io::Error>(())
     })?;
-    server::wait_out_grace(&[&as_gate, &client_gate]);
+    let mut gates = vec![&*as_gate, &*client_gate];
+    gates.extend(dns.as_ref().map(|(_, gate, ..)| &**gate));
+    server::wait_out_grace(&gates);
     Ok(())
 }
 

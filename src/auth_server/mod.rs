@@ -79,6 +79,7 @@ impl AuthServer {
         let port = Port {
             role: "client port".into(),
             allow: Allow::Anyone,
+            says_why: true,
         };
         let gate = Arc::clone(&self.gate);
         let server = Arc::clone(&self);

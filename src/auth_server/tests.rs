@@ -68,6 +68,7 @@ fn tlds(
     let listeners = Listeners {
         as_port: listener(),
         client_port: listener(),
+        dns: None,
     };
     let (as_addr, client_addr) = (
         listeners.as_port.local_addr().unwrap(),
@@ -84,6 +85,7 @@ fn tlds(
         max_connections: 64,
         max_as_connections: 64,
         idle_timeout,
+        dns: None,
     };
     let role = InProcess::start(move |stopper| tlds::run(config, listeners, stopper).unwrap());
     (role, as_addr, client_addr)

@@ -7,7 +7,7 @@
 pub mod descriptors;
 pub mod tlds;
 
-use std::net::{IpAddr, SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpListener, ToSocketAddrs, UdpSocket};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -16,6 +16,7 @@ use std::time::Duration;
 use std::io::Write;
 
 use crate::server::Stopper;
+use crate::tlds::DnsSockets;
 use anyhow::{Context, Result, bail};
 use clap_verbosity_flag::{InfoLevel, Verbosity};
 use ipnet::IpNet;
@@ -39,6 +40,28 @@ pub fn bind(host: &str, port: u16, flags: &str) -> Result<TcpListener> {
     let addrs = resolve(host, port, flags)?;
     TcpListener::bind(addrs.as_slice())
         .with_context(|| format!("cannot listen on {host}:{port} ({flags})"))
+}
+
+/// Opens the DNS port: a TCP listener and a UDP socket on one port number.
+/// With port 0 the TCP listener picks the port and the UDP socket takes the
+/// same, trying again with another if that one is taken for UDP.
+pub fn bind_dns(host: &str, port: u16, flags: &str) -> Result<DnsSockets> {
+    let addrs = resolve(host, port, flags)?;
+    let tries = if port == 0 { 16 } else { 1 };
+    let mut last_error = None;
+    for _ in 0..tries {
+        let tcp = TcpListener::bind(addrs.as_slice())
+            .with_context(|| format!("cannot listen on {host}:{port} ({flags}, TCP)"))?;
+        let at = tcp
+            .local_addr()
+            .context("cannot read the DNS port's address")?;
+        match UdpSocket::bind(at) {
+            Ok(udp) => return Ok(DnsSockets { udp, tcp }),
+            Err(err) => last_error = Some(err),
+        }
+    }
+    let err = last_error.map_or_else(|| anyhow::anyhow!("no address"), anyhow::Error::from);
+    Err(err.context(format!("cannot listen on {host}:{port} ({flags}, UDP)")))
 }
 
 /// The address a listener really got (port 0 resolved), for the start-up line.

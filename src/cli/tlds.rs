@@ -6,12 +6,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::dns;
 use crate::key::Key;
 use crate::table::Table;
-use crate::tlds::{self, Config, Defaults, Listeners, Records};
+use crate::tlds::{self, Config, Defaults, DnsConfig, Listeners, Records};
 use anyhow::{Context, Result};
 use clap::{CommandFactory, FromArgMatches, Parser};
 use clap_verbosity_flag::{InfoLevel, Verbosity};
+use hickory_proto::rr::Name;
 use ipnet::IpNet;
 
 use crate::cli;
@@ -74,9 +76,43 @@ pub struct Args {
 
     /// Answer only clients that first prove they hold this server's key: each
     /// client-port connection begins with `PROOF <nonce>` from the server, and
-    /// the client's `PROOF <HMAC-MD5(key, "authdns proof" NUL nonce)>`
+    /// the client's `PROOF <HMAC-MD5(key, "authdns proof" NUL nonce)>`; on the
+    /// DNS port, only queries whose TSIG verifies (unsigned ones are REFUSED)
     #[arg(long)]
     pub require_proof: bool,
+
+    /// Also answer the table as DNS, over UDP and TCP on this port (0: any free
+    /// port), signed with TSIG hmac-md5 under this server's key. Off unless given
+    #[arg(long, value_name = "PORT", help_heading = "DNS")]
+    pub dns_port: Option<u16>,
+
+    /// The zone the DNS port is authoritative for; names outside it are REFUSED
+    #[arg(long, value_name = "NAME", default_value = ".", value_parser = dns::parse_name,
+          help_heading = "DNS")]
+    pub dns_zone: Name,
+
+    /// The TSIG key's name; its secret is the key file's key, so
+    /// `dig -y hmac-md5:<NAME>:<the key in base64>` asks with it
+    #[arg(long, value_name = "NAME", value_parser = dns::parse_name, help_heading = "DNS")]
+    pub dns_key_name: Name,
+
+    /// TTL of DNS answers and of the SOA in negative answers, in seconds
+    #[arg(long, value_name = "SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u32).range(0..=i32::MAX as i64),
+          help_heading = "DNS")]
+    pub dns_ttl: u32,
+
+    /// Most TCP connections served at once on the DNS port (a budget of its own).
+    /// Left at its default, it is lowered to fit the open-file limit
+    #[arg(long, value_name = "N", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000),
+          help_heading = "DNS")]
+    pub max_dns_connections: u32,
+
+    /// Threads answering DNS over UDP, each one query at a time [default: one per CPU]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024),
+          help_heading = "DNS")]
+    pub dns_threads: Option<u32>,
 
     /// Load and check the table and the key as serving would, print what was
     /// loaded (or every problem, as path:line: reason), and exit; binds nothing
@@ -114,6 +150,7 @@ impl Args {
             .mut_arg("client_port", with_default(defaults.client_port))
             .mut_arg("table", with_default(defaults.table))
             .mut_arg("key_file", with_default(defaults.key_file))
+            .mut_arg("dns_key_name", with_default(defaults.dns_key_name))
     }
 }
 
@@ -125,7 +162,7 @@ fn start(defaults: &Defaults) -> Result<ExitCode> {
     if args.check {
         return Ok(check(&args.table, &args.key_file));
     }
-    let mut limits = [
+    let mut limits = vec![
         ConnectionLimit::of(
             &matches,
             "max_connections",
@@ -139,22 +176,50 @@ fn start(defaults: &Defaults) -> Result<ExitCode> {
             args.max_as_connections,
         ),
     ];
-    if let Err(unfit) = descriptors::fit(&mut limits, 0)? {
+    if args.dns_port.is_some() {
+        limits.push(ConnectionLimit::of(
+            &matches,
+            "max_dns_connections",
+            "--max-dns-connections",
+            args.max_dns_connections,
+        ));
+    }
+    // The DNS port's UDP socket and TCP listener.
+    let fixed = if args.dns_port.is_some() { 2 } else { 0 };
+    if let Err(unfit) = descriptors::fit(&mut limits, fixed)? {
         descriptors::refuse(unfit, &mut command)?;
     }
-    let [max_connections, max_as_connections] = limits.map(|limit| limit.value);
-    (args.max_connections, args.max_as_connections) = (max_connections, max_as_connections);
+    let limit = |flag: &str| {
+        limits
+            .iter()
+            .find(|limit| limit.flag == flag)
+            .map(|limit| limit.value)
+    };
+    args.max_connections = limit("--max-connections").unwrap_or(args.max_connections);
+    args.max_as_connections = limit("--max-as-connections").unwrap_or(args.max_as_connections);
+    args.max_dns_connections = limit("--max-dns-connections").unwrap_or(args.max_dns_connections);
     let key = Key::load(&args.key_file)?;
     let table = Table::load(&args.table)?;
     let listeners = Listeners {
         as_port: cli::bind(&args.bind, args.as_port, "--bind/--as-port")?,
         client_port: cli::bind(&args.bind, args.client_port, "--bind/--client-port")?,
+        dns: args
+            .dns_port
+            .map(|port| cli::bind_dns(&args.bind, port, "--bind/--dns-port"))
+            .transpose()?,
     };
+    let dns_line = listeners.dns.as_ref().map_or_else(String::new, |dns| {
+        format!(", DNS port on {} (UDP and TCP)", cli::local(&dns.tcp))
+    });
     log::info!(
-        "serving {} records; AS port on {}, client port on {}",
+        "serving {} records; AS port on {}, client port on {}{dns_line}",
         table.len(),
         cli::local(&listeners.as_port),
         cli::local(&listeners.client_port),
+    );
+    let udp_threads = args.dns_threads.map_or_else(
+        || std::thread::available_parallelism().map_or(2, usize::from),
+        |threads| threads as usize,
     );
     let records = Records::new(table, &key);
     let config = Config {
@@ -165,6 +230,16 @@ fn start(defaults: &Defaults) -> Result<ExitCode> {
         max_connections: args.max_connections as usize,
         max_as_connections: args.max_as_connections as usize,
         idle_timeout: args.idle_timeout,
+        dns: args.dns_port.map(|_| DnsConfig {
+            settings: dns::Settings {
+                zone: args.dns_zone.clone(),
+                key_name: args.dns_key_name.clone(),
+                ttl: args.dns_ttl,
+                require_proof: args.require_proof,
+            },
+            max_connections: args.max_dns_connections as usize,
+            udp_threads,
+        }),
     };
     let (stopper, signal) = cli::StopSignal::install()?;
     let (table_path, key_path) = (args.table.clone(), args.key_file.clone());

@@ -66,6 +66,12 @@ impl Connection {
         self.activity = Some(activity);
     }
 
+    /// The socket and what watches it, for a port that frames its messages
+    /// otherwise (DNS over TCP); nothing has been read from it yet.
+    pub fn into_socket(self) -> (Socket, Option<Arc<Activity>>) {
+        (self.writer.stream, self.activity)
+    }
+
     /// The halves, for a caller that reads on one thread and writes on another.
     pub fn split(self) -> (LineReader<Socket>, Writer) {
         (self.reader, self.writer)
@@ -197,6 +203,9 @@ pub enum End {
     /// The server would serve no more of it (a failed proof of key).
     Refused,
     LineTooLong,
+    /// A DNS message over TCP shorter than a DNS header: the stream cannot
+    /// be trusted to be framed at all.
+    ShortMessage,
     /// Reading failed: the idle timeout, or a reset.
     ReadFailed(io::Error),
     WriteFailed(io::Error),
@@ -208,6 +217,7 @@ impl fmt::Display for End {
             End::Closed => f.write_str("closed by the peer"),
             End::Refused => f.write_str("refused"),
             End::LineTooLong => f.write_str("line too long"),
+            End::ShortMessage => f.write_str("a message shorter than a DNS header"),
             End::ReadFailed(err) if is_timeout(err) => f.write_str("timed out"),
             End::ReadFailed(err) => write!(f, "read failed: {err}"),
             End::WriteFailed(err) => write!(f, "write failed: {err}"),

@@ -97,6 +97,16 @@ impl Digest {
         HexDigest(out)
     }
 
+    /// A digest received as bytes, such as a TSIG MAC; `None` unless it has
+    /// [`DIGEST_LEN`] of them.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Digest> {
+        bytes.try_into().ok().map(Digest)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; DIGEST_LEN] {
+        &self.0
+    }
+
     /// Constant-time comparison, via the digest crate's `CtOutput`.
     pub fn matches(&self, other: &Digest) -> bool {
         let ours: CtOutput<HmacMd5> = CtOutput::new(self.0.into());

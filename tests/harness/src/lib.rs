@@ -7,6 +7,8 @@
 //! file and the benchmark use it whole, as a library, rather than each
 //! compiling its own copy and silencing the parts it does not use.
 
+pub mod dns;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
