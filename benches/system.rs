@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use authdns::client::{self, QueryLines, Settings};
 
-use authdns_harness::{Server, start_as, start_tlds};
+use authdns_harness::{Server, cpu_seconds, start_as, start_tlds};
 use floor::FloorSystem;
 use support::{Row, big_table_text, print_table, row};
 
@@ -565,20 +565,6 @@ fn status_kib(pid: u32, field: &str) -> u64 {
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
-}
-
-/// CPU seconds (user + system) a process has used so far.
-fn cpu_seconds(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which is in parentheses.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<f64>().ok()))
-        .sum();
-    ticks / 100.0
 }
 
 /// Starts a TLDS on a table of `records` records: (load seconds, resident

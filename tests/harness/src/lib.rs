@@ -108,6 +108,22 @@ pub fn exit_within_patience(child: &mut Child, since: Instant, hung: &str) -> Ex
     }
 }
 
+/// CPU seconds (user + system) process `pid` has used so far; 0 once it
+/// is gone.
+pub fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    // Linux counts in USER_HZ, 100 a second on every architecture it runs.
+    ticks / 100.0
+}
+
 pub fn write_file(dir: &Path, name: &str, contents: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, contents).expect("write test file");
