@@ -119,7 +119,7 @@ fn main() {
         // For A/B runs of one server build against another (with
         // AUTHDNS_BIN_AS_SERVER and the like): the project's rows at 1, 64
         // and 1,000 clients, nothing else.
-        let system = ProjectSystem::start(&dir, false);
+        let system = ProjectSystem::start(&dir, Extras::None);
         let one = system.run(1, 20_000 / scale);
         rows.push(row(
             "1 client × window 1: µs per query, mean",
@@ -140,13 +140,18 @@ fn main() {
     }
     {
         let floor = FloorSystem::start();
-        let system = ProjectSystem::start(&dir, false);
+        let system = ProjectSystem::start(&dir, Extras::None);
         one_client_rows(&floor, &system, scale, &mut rows);
-        proof_rows(&system, &ProjectSystem::start(&dir, true), scale, &mut rows);
+        let proofs = ProjectSystem::start(&dir, Extras::Proofs);
+        beside_rows("proofs on", &system, &proofs, scale, &mut rows);
+        drop(proofs);
+        let metrics = ProjectSystem::start(&dir, Extras::Metrics);
+        beside_rows("--metrics on", &system, &metrics, scale, &mut rows);
+        drop(metrics);
         many_client_rows(&floor, &system, scale, &mut rows);
     }
     {
-        let system = ProjectSystem::start(&dir, false);
+        let system = ProjectSystem::start(&dir, Extras::None);
         thousand_client_rows(&system, scale, &mut rows);
         client_memory_rows(&system, &dir, scale, &mut rows);
     }
@@ -216,31 +221,38 @@ fn one_client_rows(floor: &FloorSystem, system: &ProjectSystem, scale: usize, ro
     }
 }
 
-/// One client at window 1 and at window 1024 with proofs of key on, beside
-/// the same without (in the floor column): one extra line per connection,
-/// none per query, so they should be within noise.
-fn proof_rows(plain: &ProjectSystem, proofs: &ProjectSystem, scale: usize, rows: &mut Vec<Row>) {
-    let (mut plain_w1, mut proof_w1) = (Vec::new(), Vec::new());
-    let (mut plain_wide, mut proof_wide) = (Vec::new(), Vec::new());
+/// One client at window 1 and at window 1024 on a system with `what` (proofs
+/// of key: one extra line per connection, none per query; or the metrics
+/// served, whose counting is always on), beside the plain system (in the
+/// floor column): they should be within noise.
+fn beside_rows(
+    what: &str,
+    plain: &ProjectSystem,
+    with: &ProjectSystem,
+    scale: usize,
+    rows: &mut Vec<Row>,
+) {
+    let (mut plain_w1, mut with_w1) = (Vec::new(), Vec::new());
+    let (mut plain_wide, mut with_wide) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         plain_w1.push(plain.run(1, 20_000 / scale));
-        proof_w1.push(proofs.run(1, 20_000 / scale));
+        with_w1.push(with.run(1, 20_000 / scale));
         plain_wide.push(plain.run(1024, 1_000_000 / scale));
-        proof_wide.push(proofs.run(1024, 1_000_000 / scale));
+        with_wide.push(with.run(1024, 1_000_000 / scale));
     }
-    let [plain_w1, proof_w1] = [plain_w1, proof_w1].map(|runs| median_by(runs, Measured::mean_us));
-    let [plain_wide, proof_wide] =
-        [plain_wide, proof_wide].map(|runs| median_by(runs, Measured::rate));
+    let [plain_w1, with_w1] = [plain_w1, with_w1].map(|runs| median_by(runs, Measured::mean_us));
+    let [plain_wide, with_wide] =
+        [plain_wide, with_wide].map(|runs| median_by(runs, Measured::rate));
     rows.push(row(
-        "proofs on (off in floor column), window 1: µs per query",
+        &format!("{what} (off in floor column), window 1: µs per query"),
         Some(plain_w1.mean_us()),
-        proof_w1.mean_us(),
+        with_w1.mean_us(),
         "≈ 1",
     ));
     rows.push(row(
-        "proofs on (off in floor column), window 1024: queries/s",
+        &format!("{what} (off in floor column), window 1024: queries/s"),
         Some(plain_wide.rate()),
-        proof_wide.rate(),
+        with_wide.rate(),
         "≈ 1",
     ));
 }
@@ -360,13 +372,31 @@ struct ProjectSystem {
     proofs: bool,
 }
 
+/// What a [`ProjectSystem`] runs with beyond the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Extras {
+    None,
+    /// The TLDS servers require a proof of key, and the client gives one.
+    Proofs,
+    /// Every server serves `--metrics`.
+    Metrics,
+}
+
 impl ProjectSystem {
-    /// tlds1, tlds2 and the AS, release builds, on loopback.
-    /// With `proofs`, the TLDS servers require a proof of key and the
-    /// client gives one.
-    fn start(dir: &Path, proofs: bool) -> ProjectSystem {
+    /// tlds1, tlds2 and the AS, release builds, on loopback, with `extras`.
+    fn start(dir: &Path, extras: Extras) -> ProjectSystem {
         let records = 1000;
-        let tlds_flags: &[&str] = if proofs { &["--require-proof"] } else { &[] };
+        let proofs = extras == Extras::Proofs;
+        let metrics: &[&str] = if extras == Extras::Metrics {
+            &["--metrics", "127.0.0.1:0"]
+        } else {
+            &[]
+        };
+        let tlds_flags: &[&str] = if proofs {
+            &["--require-proof"]
+        } else {
+            metrics
+        };
         let tlds = [1, 2].map(|n| {
             let table: String = (0..records)
                 .map(|i| format!("host{i:06}.tlds{n}\t10.{n}.{}.{}\tA\n", i / 256, i % 256))
@@ -386,7 +416,7 @@ impl ProjectSystem {
             "127.0.0.1",
             ("127.0.0.1", a1, c1),
             ("127.0.0.1", a2, c2),
-            &["--max-connections", "4096"],
+            &[&["--max-connections", "4096"][..], metrics].concat(),
         );
         // Queries alternate between the two TLDS servers, all hits.
         let queries: String = (0..records)

@@ -29,6 +29,7 @@ pub mod connection;
 pub mod digest;
 pub mod dns;
 pub mod key;
+pub mod metrics;
 mod packed;
 pub mod query;
 pub mod scan;

@@ -22,7 +22,11 @@ use std::time::{Duration, Instant};
 
 use ipnet::{IpNet, Ipv4Net};
 
-use crate::connection::{Activity, Connection, LineClock, PeerAddr, Served, Socket};
+use crate::connection::{
+    Activity, Connection, End, LineClock, PeerAddr, Served, Socket, is_timeout,
+};
+use crate::metrics::http::{self, Scrape};
+use crate::metrics::{ConnectionEvent, PortMetrics, ServerMetrics};
 use crate::sync::{lock, unpoisoned};
 use crate::wire;
 
@@ -157,6 +161,7 @@ impl Gate {
         self: &Arc<Self>,
         socket: &Socket,
         peer: PeerAddr,
+        metrics: &PortMetrics,
     ) -> Option<(Permit, Option<MadeRoom>)> {
         let mut open = lock(&self.open);
         let mut made_room = None;
@@ -185,10 +190,12 @@ impl Gate {
                 peer,
             },
         );
+        metrics.connection(ConnectionEvent::Accepted);
         let permit = Permit {
             gate: Arc::clone(self),
             id,
             activity,
+            metrics: metrics.clone(),
         };
         Some((permit, made_room))
     }
@@ -216,12 +223,15 @@ struct Permit {
     id: u64,
     /// What its connection keeps up to date.
     activity: Arc<Activity>,
+    /// Counts the connection open until the permit is dropped.
+    metrics: PortMetrics,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
         lock(&self.gate.open).remove(&self.id);
         self.gate.closed.notify_all();
+        self.metrics.closed();
     }
 }
 
@@ -277,6 +287,8 @@ pub struct Port {
     /// (`Error: server busy`); a DNS peer would read it as a broken
     /// message, so the DNS port only closes.
     pub says_why: bool,
+    /// Its connection counters (and, for its connections, its requests').
+    pub metrics: PortMetrics,
 }
 
 /// Accepts connections on `listener` until `stopper` says stop, running
@@ -309,6 +321,7 @@ where
             break;
         }
         if !port.allow.admits(&peer) {
+            port.metrics.connection(ConnectionEvent::Refused);
             refusals.note(|more| log::warn!("{role}: refused {peer}: not in --as-allow{more}"));
             refuse(&stream, port.says_why.then_some(&"not allowed"));
             continue;
@@ -317,7 +330,9 @@ where
             continue;
         }
         let socket = Socket::new(stream);
-        let Some((permit, closed)) = gate.try_enter(&socket, PeerAddr(Some(peer))) else {
+        let Some((permit, closed)) = gate.try_enter(&socket, PeerAddr(Some(peer)), &port.metrics)
+        else {
+            port.metrics.connection(ConnectionEvent::Busy);
             busy.note(|more| {
                 log::warn!(
                     "{role}: busy: {peer} refused, {} connections open{more}",
@@ -332,6 +347,7 @@ where
             idle,
         }) = closed
         {
+            port.metrics.connection(ConnectionEvent::Evicted);
             log::debug!(
                 "{role}: closed {idle_peer}, idle for {:.1} s, to make room for {peer}",
                 idle.as_secs_f64()
@@ -353,12 +369,16 @@ where
             .limit_each_line(gate.idle_timeout, LineClock::FromFirstByte);
         let handle = Arc::clone(&handle);
         let connection_role = Arc::clone(&port.role);
+        let metrics = port.metrics.clone();
         log::debug!("{role}: {peer} connected");
         let spawned = thread::Builder::new()
             .stack_size(CONNECTION_STACK)
             .spawn(move || {
                 let _permit = permit;
                 let served = handle(connection);
+                if matches!(&served.end, End::ReadFailed(err) if is_timeout(err)) {
+                    metrics.connection(ConnectionEvent::IdleClosed);
+                }
                 log::debug!(
                     "{connection_role}: {peer} left after {} requests: {}",
                     served.requests,
@@ -370,6 +390,31 @@ where
                 .note(|more| log::error!("{role}: cannot start a thread for {peer}: {err}{more}"));
         }
     }
+}
+
+/// Serves `GET /metrics` from `metrics` on `listener` until `stopper` says
+/// stop, under `gate` (built with [`http::MAX_CONNECTIONS`] and
+/// [`http::IDLE_TIMEOUT`]).
+pub fn serve_metrics(
+    listener: TcpListener,
+    metrics: Arc<ServerMetrics>,
+    gate: &Arc<Gate>,
+    stopper: &Stopper,
+) {
+    let port = Port {
+        role: "metrics".into(),
+        allow: Allow::Anyone,
+        says_why: false,
+        metrics: metrics.port("metrics", &[]),
+    };
+    serve(&port, listener, gate, stopper, move |mut connection| {
+        // A request's head lines are bounded by the line limit; its whole
+        // head by the scrape's own clock.
+        connection
+            .reader()
+            .limit_each_line(http::HEAD_TIME, LineClock::FromFirstByte);
+        connection.serve(Scrape::new(&metrics))
+    });
 }
 
 /// Lets one kind of log line through at most once a second, and says in it

@@ -23,8 +23,9 @@ use ipnet::IpNet;
 
 use crate::connection::{PeerAddr, Respond};
 use crate::digest::{Signer, sign_many};
-use crate::dns::{self, Handler};
+use crate::dns::{self, DnsMetrics, Handler};
 use crate::key::Key;
+use crate::metrics::{PortMetrics, ServerMetrics, Tally, http};
 use crate::packed::Packed;
 use crate::server::{self, Allow, Gate, Port, Stopper};
 use crate::sync::unpoisoned;
@@ -83,7 +84,21 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// How the DNS port answers, when there is one.
     pub dns: Option<DnsConfig>,
+    /// What the ports count; served when [`Listeners::metrics`] is given.
+    pub metrics: ServerMetrics,
 }
+
+/// The client port's request outcomes, as the metrics label them.
+pub const CLIENT_OUTCOMES: [&str; 4] = ["found", "not_found", "malformed", "refused"];
+const FOUND: usize = 0;
+const NOT_FOUND: usize = 1;
+const MALFORMED: usize = 2;
+/// No answer for want of a proof of key.
+const REFUSED: usize = 3;
+
+/// The AS port's request outcomes.
+pub const AS_OUTCOMES: [&str; 2] = ["signed", "malformed"];
+const SIGNED: usize = 0;
 
 /// The DNS port's part of a [`Config`].
 #[derive(Debug)]
@@ -128,14 +143,24 @@ impl Tlds {
         self.serial
     }
 
-    /// Client port: one hostname in, its record (or not found) out.
-    pub fn answer_hostname(&self, line: &[u8], out: &mut Vec<u8>) {
+    /// Client port: one hostname in, its record (or not found) out; the
+    /// outcome, as the metrics count it.
+    pub fn answer_hostname(&self, line: &[u8], out: &mut Vec<u8>) -> usize {
         match HostRequest::parse(line) {
             Ok(HostRequest(hostname)) => match self.table.lookup(hostname) {
-                Some(record) => HostReply::Found(record).write_to(out),
-                None => HostReply::NotFound(hostname).write_to(out),
+                Some(record) => {
+                    HostReply::Found(record).write_to(out);
+                    FOUND
+                }
+                None => {
+                    HostReply::NotFound(hostname).write_to(out);
+                    NOT_FOUND
+                }
             },
-            Err(err) => wire::write_error(out, &err),
+            Err(err) => {
+                wire::write_error(out, &err);
+                MALFORMED
+            }
         }
     }
 }
@@ -170,17 +195,28 @@ impl Records {
     }
 
     /// AS port: the replies to one connection's challenges.
-    pub fn challenge_replies(&self, peer: PeerAddr) -> ChallengeReplies<'_> {
+    pub fn challenge_replies<'r>(
+        &'r self,
+        peer: PeerAddr,
+        metrics: &'r PortMetrics,
+    ) -> ChallengeReplies<'r> {
         ChallengeReplies {
             records: self,
             peer,
             queued: Packed::default(),
+            metrics,
+            tally: Tally::default(),
         }
     }
 
     /// Client port: the replies to one connection's hostnames; with
     /// `require_proof`, only once the client has proved it holds the key.
-    pub fn host_answers(&self, peer: PeerAddr, require_proof: bool) -> HostAnswers<'_> {
+    pub fn host_answers<'r>(
+        &'r self,
+        peer: PeerAddr,
+        require_proof: bool,
+        metrics: &'r PortMetrics,
+    ) -> HostAnswers<'r> {
         let proof = if require_proof {
             Proof::Awaiting(fresh_nonce())
         } else {
@@ -191,6 +227,8 @@ impl Records {
             peer,
             snapshot: None,
             proof,
+            metrics,
+            tally: Tally::default(),
         }
     }
 }
@@ -229,6 +267,9 @@ pub struct HostAnswers<'r> {
     peer: PeerAddr,
     snapshot: Option<Arc<Tlds>>,
     proof: Proof,
+    metrics: &'r PortMetrics,
+    /// This burst's outcomes, added to `metrics` when it is complete.
+    tally: Tally,
 }
 
 impl HostAnswers<'_> {
@@ -236,6 +277,7 @@ impl HostAnswers<'_> {
     fn check_proof(&mut self, nonce: &str, line: &[u8], out: &mut Vec<u8>) {
         let Ok(ProofRequest(proof)) = ProofRequest::parse(line) else {
             wire::write_error(out, &"proof required");
+            self.tally.note(REFUSED);
             return;
         };
         let expected = self
@@ -249,6 +291,7 @@ impl HostAnswers<'_> {
         } else {
             log::warn!("client port: {}: proof failed", self.peer);
             wire::write_error(out, &"proof failed");
+            self.tally.note(REFUSED);
             self.proof = Proof::Failed;
         }
     }
@@ -271,9 +314,11 @@ impl Respond for HostAnswers<'_> {
             return self.check_proof(&nonce, line, out);
         }
         let from = out.len();
-        self.snapshot
+        let outcome = self
+            .snapshot
             .get_or_insert_with(|| self.records.current())
             .answer_hostname(line, out);
+        self.tally.note(outcome);
         if log::log_enabled!(log::Level::Trace) {
             let reply = out.get(from..).unwrap_or_default();
             log::trace!(
@@ -288,6 +333,7 @@ impl Respond for HostAnswers<'_> {
     fn complete(&mut self, _out: &mut Vec<u8>) {
         // The next burst sees a reloaded table, if there is one.
         self.snapshot = None;
+        self.tally.record_into(self.metrics);
     }
 }
 
@@ -301,13 +347,21 @@ pub struct ChallengeReplies<'r> {
     /// Each queued request in order: its challenge, or (with no text) why
     /// it was refused.
     queued: Packed<Result<(), WireError>>,
+    metrics: &'r PortMetrics,
+    tally: Tally,
 }
 
 impl Respond for ChallengeReplies<'_> {
     fn respond(&mut self, line: &[u8], _out: &mut Vec<u8>) {
         match ChallengeRequest::parse(line) {
-            Ok(ChallengeRequest(challenge)) => self.queued.push(challenge, Ok(())),
-            Err(err) => self.queued.push("", Err(err)),
+            Ok(ChallengeRequest(challenge)) => {
+                self.queued.push(challenge, Ok(()));
+                self.tally.note(SIGNED);
+            }
+            Err(err) => {
+                self.queued.push("", Err(err));
+                self.tally.note(MALFORMED);
+            }
         }
     }
 
@@ -347,6 +401,7 @@ impl Respond for ChallengeReplies<'_> {
             }
         }
         self.queued.clear();
+        self.tally.record_into(self.metrics);
     }
 
     fn queued(&self) -> usize {
@@ -360,6 +415,8 @@ pub struct Listeners {
     pub client_port: TcpListener,
     /// The DNS port's two sockets, on one port number.
     pub dns: Option<DnsSockets>,
+    /// Where `/metrics` is served, if anywhere.
+    pub metrics: Option<TcpListener>,
 }
 
 pub struct DnsSockets {
@@ -372,23 +429,30 @@ pub struct DnsSockets {
 pub fn run(config: Config, listeners: Listeners, stopper: &Stopper) -> io::Result<()> {
     let records = config.records;
     let require_proof = config.require_proof;
+    let mut metrics = config.metrics;
     let as_gate = Gate::new(config.max_as_connections, config.idle_timeout);
     let client_gate = Gate::new(config.max_connections, config.idle_timeout);
     let dns = config.dns.zip(listeners.dns).map(|(dns, sockets)| {
         let gate = Gate::new(dns.max_connections, config.idle_timeout);
-        let handler = Handler::new(Arc::clone(&records), dns.settings);
-        (handler, gate, dns.udp_threads, sockets)
+        let dns_metrics = DnsMetrics::register(&mut metrics);
+        let port = dns_metrics.port().clone();
+        let handler = Handler::new(Arc::clone(&records), dns.settings, dns_metrics);
+        (handler, gate, dns.udp_threads, sockets, port)
     });
     let as_port = Port {
         role: "AS port".into(),
         allow: Allow::only(&config.as_allow),
         says_why: true,
+        metrics: metrics.port("as", &AS_OUTCOMES),
     };
     let client_port = Port {
         role: "client port".into(),
         allow: Allow::Anyone,
         says_why: true,
+        metrics: metrics.port("client", &CLIENT_OUTCOMES),
     };
+    let metrics = Arc::new(metrics);
+    let metrics_gate = Gate::new(http::MAX_CONNECTIONS, http::IDLE_TIMEOUT);
     thread::scope(|scope| {
         let signing = Arc::clone(&records);
         let as_listener = listeners.as_port;
@@ -396,12 +460,13 @@ pub fn run(config: Config, listeners: Listeners, stopper: &Stopper) -> io::Resul
         thread::Builder::new()
             .name(format!("{} AS port", config.name))
             .spawn_scoped(scope, move || {
+                let port_metrics = as_port.metrics.clone();
                 server::serve(as_port, as_listener, as_gate, stopper, move |connection| {
                     let peer = connection.peer();
-                    connection.serve(signing.challenge_replies(peer))
+                    connection.serve(signing.challenge_replies(peer, &port_metrics))
                 })
             })?;
-        if let Some((handler, gate, udp_threads, sockets)) = &dns {
+        if let Some((handler, gate, udp_threads, sockets, port_metrics)) = &dns {
             let name = config.name;
             thread::Builder::new()
                 .name(format!("{name} DNS UDP"))
@@ -417,6 +482,7 @@ pub fn run(config: Config, listeners: Listeners, stopper: &Stopper) -> io::Resul
                 role: "DNS port".into(),
                 allow: Allow::Anyone,
                 says_why: false,
+                metrics: port_metrics.clone(),
             };
             let (handler, idle_timeout) = (handler.clone(), config.idle_timeout);
             thread::Builder::new()
@@ -427,6 +493,16 @@ pub fn run(config: Config, listeners: Listeners, stopper: &Stopper) -> io::Resul
                     })
                 })?;
         }
+        if let Some(listener) = listeners.metrics {
+            let metrics = Arc::clone(&metrics);
+            let metrics_gate = &metrics_gate;
+            thread::Builder::new()
+                .name(format!("{} metrics", config.name))
+                .spawn_scoped(scope, move || {
+                    server::serve_metrics(listener, metrics, metrics_gate, stopper)
+                })?;
+        }
+        let port_metrics = client_port.metrics.clone();
         server::serve(
             &client_port,
             listeners.client_port,
@@ -434,12 +510,12 @@ pub fn run(config: Config, listeners: Listeners, stopper: &Stopper) -> io::Resul
             stopper,
             move |connection| {
                 let peer = connection.peer();
-                connection.serve(records.host_answers(peer, require_proof))
+                connection.serve(records.host_answers(peer, require_proof, &port_metrics))
             },
         );
         Ok::<(), io::Error>(())
     })?;
-    let mut gates = vec![&*as_gate, &*client_gate];
+    let mut gates = vec![&*as_gate, &*client_gate, &*metrics_gate];
     gates.extend(dns.as_ref().map(|(_, gate, ..)| &**gate));
     server::wait_out_grace(&gates);
     Ok(())
@@ -454,7 +530,7 @@ mod tests {
         Records::new(table, &Key::new("k5678"))
     }
 
-    fn reply(answer: impl FnOnce(&mut Vec<u8>)) -> String {
+    fn reply<R>(answer: impl FnOnce(&mut Vec<u8>) -> R) -> String {
         let mut out = Vec::new();
         answer(&mut out);
         String::from_utf8(out).unwrap()
@@ -462,7 +538,8 @@ mod tests {
 
     /// The replies to `lines` sent in one burst.
     fn replies_to(tlds: &Records, lines: &[&[u8]]) -> Vec<String> {
-        let mut replies = tlds.challenge_replies(PeerAddr::default());
+        let metrics = PortMetrics::unserved(&AS_OUTCOMES);
+        let mut replies = tlds.challenge_replies(PeerAddr::default(), &metrics);
         let text = reply(|out| {
             for line in lines {
                 replies.respond(line, out);
@@ -535,7 +612,8 @@ mod reload_tests {
             Table::parse(b"a.example 10.0.0.1 A\n").unwrap(),
             &Key::new("k"),
         );
-        let mut answers = records.host_answers(PeerAddr::default(), false);
+        let metrics = PortMetrics::unserved(&CLIENT_OUTCOMES);
+        let mut answers = records.host_answers(PeerAddr::default(), false, &metrics);
         let mut out = Vec::new();
         answers.respond(b"a.example", &mut out);
         records.replace(

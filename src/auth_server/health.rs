@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::endpoint::{LinkError, LinkErrorKind, TldsEndpoint};
 use crate::connection::{self, Connection, LineClock};
+use crate::metrics::TldsMetrics;
 use crate::sync::{lock, unpoisoned};
 use crate::wire::ChallengeRequest;
 
@@ -76,10 +77,16 @@ pub struct TldsHealth {
     connecting: Mutex<()>,
     /// Wakes the prober when the AS stops.
     stopping: Condvar,
+    /// Its up gauge and down counter follow `state`.
+    metrics: TldsMetrics,
 }
 
 impl TldsHealth {
-    pub fn new(endpoint: Arc<TldsEndpoint>, timeout: Duration) -> Arc<TldsHealth> {
+    pub fn new(
+        endpoint: Arc<TldsEndpoint>,
+        timeout: Duration,
+        metrics: TldsMetrics,
+    ) -> Arc<TldsHealth> {
         Arc::new(TldsHealth {
             described: endpoint.describe().into(),
             endpoint,
@@ -92,7 +99,12 @@ impl TldsHealth {
             down: AtomicBool::new(false),
             connecting: Mutex::new(()),
             stopping: Condvar::new(),
+            metrics,
         })
+    }
+
+    pub fn metrics(&self) -> &TldsMetrics {
+        &self.metrics
     }
 
     pub fn endpoint(&self) -> &Arc<TldsEndpoint> {
@@ -141,6 +153,7 @@ impl TldsHealth {
             state.health = Health::Up {
                 since: Instant::now(),
             };
+            self.metrics.up.set(1);
         }
     }
 
@@ -159,6 +172,7 @@ impl TldsHealth {
         state.health = Health::Up {
             since: Instant::now(),
         };
+        self.metrics.up.set(1);
         self.down.store(false, Ordering::Release);
     }
 
@@ -182,6 +196,8 @@ impl TldsHealth {
             }
             _ => {
                 log::warn!("{} is down: {}", self.described, why.kind);
+                self.metrics.up.set(0);
+                self.metrics.downs.inc();
                 state.health = Health::Down {
                     since: Instant::now(),
                     why: Arc::clone(why),

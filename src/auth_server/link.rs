@@ -29,6 +29,7 @@ use std::time::Duration;
 use super::endpoint::{Answer, LinkError, LinkErrorKind, TldsEndpoint};
 use super::health::{Health, TldsHealth};
 use crate::connection::{LineClock, LineReader, Socket};
+use crate::metrics::TldsMetrics;
 use crate::sync::lock;
 use crate::wire::DigestReply;
 
@@ -133,6 +134,11 @@ impl SharedLink {
         self.health.health()
     }
 
+    /// What the AS counts of this link's TLDS.
+    pub fn metrics(&self) -> &TldsMetrics {
+        self.health.metrics()
+    }
+
     /// How many connections this link has opened so far.
     #[cfg(test)]
     pub(crate) fn connections_opened(&self) -> usize {
@@ -194,7 +200,9 @@ impl SharedLink {
         match opened {
             Ok(stream) => {
                 let socket = Socket::new(stream);
-                self.opened.fetch_add(1, Ordering::Relaxed);
+                if self.opened.fetch_add(1, Ordering::Relaxed) > 0 {
+                    self.health.metrics().reconnects.inc();
+                }
                 state.connections += 1;
                 state.generation = state.connections;
                 let mut reader = LineReader::new(socket.clone());
@@ -415,9 +423,15 @@ pub struct TldsLinks {
 }
 
 impl TldsLinks {
-    /// `count` links (at least one) to `endpoint`, none opened yet.
-    pub fn new(endpoint: TldsEndpoint, count: usize, timeout: Duration) -> TldsLinks {
-        let health = TldsHealth::new(Arc::new(endpoint), timeout);
+    /// `count` links (at least one) to `endpoint`, none opened yet,
+    /// counting in `metrics`.
+    pub fn new(
+        endpoint: TldsEndpoint,
+        count: usize,
+        timeout: Duration,
+        metrics: TldsMetrics,
+    ) -> TldsLinks {
+        let health = TldsHealth::new(Arc::new(endpoint), timeout, metrics);
         TldsLinks {
             links: (0..count.max(1))
                 .map(|_| SharedLink::new(Arc::clone(&health), timeout))

@@ -21,10 +21,12 @@ mod tests;
 use std::io;
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use crate::connection::{Connection, PeerAddr, Respond, Served};
 use crate::digest::Digest;
+use crate::metrics::{PortMetrics, ServerMetrics, Tally, http};
 use crate::server::{self, Allow, Gate, Port, Stopper};
 use crate::wire::{self, AuthReply, AuthRequest, ChallengeRequest, WireError};
 
@@ -45,15 +47,26 @@ pub struct Config {
     pub idle_timeout: Duration,
 }
 
+/// The client port's request outcomes, as the metrics label them: the
+/// TLDS matched (in the order of [`Config::tlds`]), no match, a TLDS that
+/// gave no digest, a malformed request.
+pub const OUTCOMES: [&str; 5] = ["tlds1", "tlds2", "no_match", "error", "malformed"];
+const NO_MATCH: usize = 2;
+const ERROR: usize = 3;
+const MALFORMED: usize = 4;
+
 /// The AS's state, shared by every client connection: its links to the two
 /// TLDS servers.
 pub struct AuthServer {
     links: [TldsLinks; 2],
     gate: Arc<Gate>,
+    /// The client port's counters.
+    metrics: PortMetrics,
 }
 
 impl AuthServer {
-    pub fn new(config: Config) -> AuthServer {
+    /// The AS for `config`, counting in `metrics`.
+    pub fn new(config: Config, metrics: &mut ServerMetrics) -> AuthServer {
         let Config {
             tlds,
             timeout,
@@ -62,8 +75,12 @@ impl AuthServer {
             idle_timeout,
         } = config;
         AuthServer {
-            links: tlds.map(|endpoint| TldsLinks::new(endpoint, links_per_tlds, timeout)),
+            links: tlds.map(|endpoint| {
+                let tlds_metrics = metrics.tlds(endpoint.name);
+                TldsLinks::new(endpoint, links_per_tlds, timeout, tlds_metrics)
+            }),
             gate: Gate::new(max_connections, idle_timeout),
+            metrics: metrics.port("client", &OUTCOMES),
         }
     }
 
@@ -80,6 +97,7 @@ impl AuthServer {
             role: "client port".into(),
             allow: Allow::Anyone,
             says_why: true,
+            metrics: self.metrics.clone(),
         };
         let gate = Arc::clone(&self.gate);
         let server = Arc::clone(&self);
@@ -101,12 +119,13 @@ impl AuthServer {
                 peer,
                 ..ClientBurst::default()
             },
+            tally: Tally::default(),
         })
     }
 
     /// Asks both TLDS servers about every valid request in `burst`, then
-    /// appends one reply per request to `out`.
-    fn answer(&self, burst: &ClientBurst, out: &mut Vec<u8>) {
+    /// appends one reply per request to `out` and notes its outcome.
+    fn answer(&self, burst: &ClientBurst, out: &mut Vec<u8>, tally: &mut Tally) {
         let [mut first, mut second] = self.ask_both(burst);
         let tracing = log::log_enabled!(log::Level::Trace);
         let mut challenges = burst.challenges.split(|&byte| byte == b'\n');
@@ -114,6 +133,7 @@ impl AuthServer {
             let digest = match item {
                 Item::Invalid(err) => {
                     wire::write_error(out, err);
+                    tally.note(MALFORMED);
                     continue;
                 }
                 Item::Ask(digest) => digest,
@@ -121,6 +141,11 @@ impl AuthServer {
             let each = "each TLDS gives one answer per valid request of the burst";
             let answers = [first.next().expect(each), second.next().expect(each)];
             let verdict = self.reply(digest, &answers, out);
+            tally.note(match verdict {
+                Verdict::Matched(index, _) => index,
+                Verdict::NoMatch => NO_MATCH,
+                Verdict::Failed(_) => ERROR,
+            });
             if tracing {
                 let challenge = challenges.next();
                 log::trace!(
@@ -140,11 +165,13 @@ impl AuthServer {
         let [one, two] = self.links.each_ref().map(TldsLinks::pick);
         // Both writes go out before either wait, so the TLDS servers sign
         // at the same time.
+        let started = Instant::now();
         let [sent_one, sent_two] =
             [one, two].map(|link| link.submit(&burst.challenges, burst.asks));
         [(one, sent_one), (two, sent_two)].map(|(link, sent)| {
-            link.await_answers(sent, &burst.challenges, burst.asks)
-                .into_iter()
+            let answers = link.await_answers(sent, &burst.challenges, burst.asks);
+            link.metrics().answered(started.elapsed());
+            answers.into_iter()
         })
     }
 
@@ -155,10 +182,11 @@ impl AuthServer {
             .links
             .iter()
             .zip(answers)
-            .find(|(_, answer)| matches!(answer, Ok(theirs) if theirs.matches(digest)));
-        if let Some((links, _)) = matched {
+            .enumerate()
+            .find(|(_, (_, answer))| matches!(answer, Ok(theirs) if theirs.matches(digest)));
+        if let Some((index, (links, _))) = matched {
             out.extend_from_slice(links.endpoint().route_reply());
-            return Verdict::Matched(links.endpoint().name);
+            return Verdict::Matched(index, links.endpoint().name);
         }
         let failures: Vec<String> = answers
             .iter()
@@ -177,7 +205,8 @@ impl AuthServer {
 
 /// What the AS told a client about one request, in its log at `-vv`.
 enum Verdict<'a> {
-    Matched(&'a str),
+    /// The TLDS at this index of [`Config::tlds`], and its name.
+    Matched(usize, &'a str),
     NoMatch,
     Failed(String),
 }
@@ -185,7 +214,7 @@ enum Verdict<'a> {
 impl std::fmt::Display for Verdict<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Verdict::Matched(name) => write!(f, "{name} matched"),
+            Verdict::Matched(_, name) => write!(f, "{name} matched"),
             Verdict::NoMatch => f.write_str("no match"),
             Verdict::Failed(reason) => write!(f, "error: {reason}"),
         }
@@ -197,17 +226,21 @@ impl std::fmt::Display for Verdict<'_> {
 struct ClientRequests<'s> {
     server: &'s AuthServer,
     burst: ClientBurst,
+    /// The burst's outcomes, for the client port's counters.
+    tally: Tally,
 }
 
 impl Respond for ClientRequests<'_> {
     fn respond(&mut self, line: &[u8], _out: &mut Vec<u8>) {
+        self.tally.begin();
         self.burst.add(line);
     }
 
     fn complete(&mut self, out: &mut Vec<u8>) {
         if !self.burst.items.is_empty() {
-            self.server.answer(&self.burst, out);
+            self.server.answer(&self.burst, out, &mut self.tally);
             self.burst.clear();
+            self.tally.record_into(&self.server.metrics);
         }
     }
 
@@ -216,9 +249,31 @@ impl Respond for ClientRequests<'_> {
     }
 }
 
-/// Serves clients on `listener` with `config` until `stopper` says stop.
-pub fn run(config: Config, listener: TcpListener, stopper: &Stopper) -> io::Result<()> {
-    Arc::new(AuthServer::new(config)).serve(listener, stopper);
+/// Serves clients on `listener` with `config` until `stopper` says stop,
+/// and the metrics on `metrics_listener`, if given.
+pub fn run(
+    config: Config,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    stopper: &Stopper,
+) -> io::Result<()> {
+    let mut metrics = ServerMetrics::new();
+    let server = Arc::new(AuthServer::new(config, &mut metrics));
+    let metrics = Arc::new(metrics);
+    let metrics_gate = Gate::new(http::MAX_CONNECTIONS, http::IDLE_TIMEOUT);
+    thread::scope(|scope| {
+        if let Some(metrics_listener) = metrics_listener {
+            let metrics_gate = &metrics_gate;
+            thread::Builder::new()
+                .name("as_server metrics".to_owned())
+                .spawn_scoped(scope, move || {
+                    server::serve_metrics(metrics_listener, metrics, metrics_gate, stopper)
+                })?;
+        }
+        server.serve(listener, stopper);
+        Ok::<(), io::Error>(())
+    })?;
+    server::wait_out_grace(&[&metrics_gate]);
     Ok(())
 }
 

@@ -69,6 +69,7 @@ fn tlds(
         as_port: listener(),
         client_port: listener(),
         dns: None,
+        metrics: None,
     };
     let (as_addr, client_addr) = (
         listeners.as_port.local_addr().unwrap(),
@@ -86,6 +87,7 @@ fn tlds(
         max_as_connections: 64,
         idle_timeout,
         dns: None,
+        metrics: crate::metrics::ServerMetrics::new(),
     };
     let role = InProcess::start(move |stopper| tlds::run(config, listeners, stopper).unwrap());
     (role, as_addr, client_addr)
@@ -103,7 +105,12 @@ fn endpoint(name: &'static str, as_addr: SocketAddr, client_port: u16) -> TldsEn
 
 /// One link to the TLDS whose AS port is `as_addr`.
 fn link_to(as_addr: SocketAddr) -> TldsLinks {
-    TldsLinks::new(endpoint("tlds1", as_addr, 1), 1, Duration::from_secs(5))
+    TldsLinks::new(
+        endpoint("tlds1", as_addr, 1),
+        1,
+        Duration::from_secs(5),
+        crate::metrics::TldsMetrics::default(),
+    )
 }
 
 /// Challenges, one per line, as the AS forwards them.
@@ -251,7 +258,10 @@ fn system(links: usize) -> System {
         max_connections: 256,
         idle_timeout: Duration::from_secs(60),
     };
-    let server = Arc::new(AuthServer::new(config));
+    let server = Arc::new(AuthServer::new(
+        config,
+        &mut crate::metrics::ServerMetrics::new(),
+    ));
     let listener = listener();
     let as_addr = listener.local_addr().unwrap();
     let auth = {
@@ -337,7 +347,7 @@ fn a_stopped_as_answers_what_it_has_read_then_returns() {
     let listener = listener();
     let as_addr = listener.local_addr().unwrap();
     let mut auth = InProcess::start(move |stopper| {
-        auth_server::run(config, listener, stopper).unwrap();
+        auth_server::run(config, listener, None, stopper).unwrap();
     });
     let mut connection = connect(as_addr);
     let digest = hmac_md5(b"k2", b"late");

@@ -86,6 +86,9 @@ struct Args {
     idle_timeout: Duration,
 
     #[command(flatten)]
+    metrics: cli::MetricsArgs,
+
+    #[command(flatten)]
     verbosity: Verbosity<InfoLevel>,
 }
 
@@ -139,13 +142,15 @@ fn start() -> Result<ExitCode> {
         )?,
     ];
     let listener = cli::bind(&args.bind, args.port, "--bind/--port")?;
+    let metrics = args.metrics.bind()?;
     log::info!(
-        "listening on {}; {} (clients sent to port {}), {} (clients sent to port {})",
+        "listening on {}; {} (clients sent to port {}), {} (clients sent to port {}){}",
         cli::local(&listener),
         tlds[0].describe(),
         tlds[0].client_port,
         tlds[1].describe(),
         tlds[1].client_port,
+        cli::metrics_line(metrics.as_ref()),
     );
     let config = Config {
         tlds,
@@ -155,7 +160,7 @@ fn start() -> Result<ExitCode> {
         idle_timeout: args.idle_timeout,
     };
     let (stopper, signal) = cli::StopSignal::install()?;
-    auth_server::run(config, listener, &stopper).context("cannot serve")?;
+    auth_server::run(config, listener, metrics, &stopper).context("cannot serve")?;
     log::info!("stopped on {}", signal.name());
     Ok(ExitCode::SUCCESS)
 }

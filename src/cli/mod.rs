@@ -64,6 +64,47 @@ pub fn bind_dns(host: &str, port: u16, flags: &str) -> Result<DnsSockets> {
     Err(err.context(format!("cannot listen on {host}:{port} ({flags}, UDP)")))
 }
 
+/// `--metrics ADDR:PORT`, which `tlds1`, `tlds2` and `as_server` share.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MetricsArgs {
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (port 0: any free
+    /// port; the readiness line names it). Off unless given
+    #[arg(long = "metrics", value_name = "ADDR:PORT", value_parser = host_port)]
+    pub metrics: Option<(String, u16)>,
+}
+
+impl MetricsArgs {
+    /// The metrics listener, if `--metrics` was given.
+    pub fn bind(&self) -> Result<Option<TcpListener>> {
+        self.metrics
+            .as_ref()
+            .map(|(host, port)| bind(host, *port, "--metrics"))
+            .transpose()
+    }
+}
+
+/// What the readiness line says of a metrics listener: `, metrics on ADDR`.
+pub fn metrics_line(listener: Option<&TcpListener>) -> String {
+    listener.map_or_else(String::new, |listener| {
+        format!(", metrics on {}", local(listener))
+    })
+}
+
+/// Parses `HOST:PORT` (an IPv6 address in brackets, `[::1]:9100`).
+pub fn host_port(text: &str) -> Result<(String, u16)> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow::anyhow!("must be ADDR:PORT, such as 127.0.0.1:9100"))?;
+    let port = port
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{port:?} is not a port number (0 to 65535)"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        bail!("must be ADDR:PORT, such as 127.0.0.1:9100");
+    }
+    Ok((host.to_owned(), port))
+}
+
 /// The address a listener really got (port 0 resolved), for the start-up line.
 pub fn local(listener: &TcpListener) -> String {
     listener

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::dns;
 use crate::key::Key;
+use crate::metrics::{ServerMetrics, TableMetrics};
 use crate::table::Table;
 use crate::tlds::{self, Config, Defaults, DnsConfig, Listeners, Records};
 use anyhow::{Context, Result};
@@ -120,6 +121,9 @@ pub struct Args {
     pub check: bool,
 
     #[command(flatten)]
+    pub metrics: cli::MetricsArgs,
+
+    #[command(flatten)]
     pub verbosity: Verbosity<InfoLevel>,
 }
 
@@ -207,16 +211,21 @@ fn start(defaults: &Defaults) -> Result<ExitCode> {
             .dns_port
             .map(|port| cli::bind_dns(&args.bind, port, "--bind/--dns-port"))
             .transpose()?,
+        metrics: args.metrics.bind()?,
     };
     let dns_line = listeners.dns.as_ref().map_or_else(String::new, |dns| {
         format!(", DNS port on {} (UDP and TCP)", cli::local(&dns.tcp))
     });
     log::info!(
-        "serving {} records; AS port on {}, client port on {}{dns_line}",
+        "serving {} records; AS port on {}, client port on {}{dns_line}{}",
         table.len(),
         cli::local(&listeners.as_port),
         cli::local(&listeners.client_port),
+        cli::metrics_line(listeners.metrics.as_ref()),
     );
+    let mut metrics = ServerMetrics::new();
+    let table_metrics = metrics.table();
+    table_metrics.loaded(table.len(), false);
     let udp_threads = args.dns_threads.map_or_else(
         || std::thread::available_parallelism().map_or(2, usize::from),
         |threads| threads as usize,
@@ -240,10 +249,11 @@ fn start(defaults: &Defaults) -> Result<ExitCode> {
             max_connections: args.max_dns_connections as usize,
             udp_threads,
         }),
+        metrics,
     };
     let (stopper, signal) = cli::StopSignal::install()?;
     let (table_path, key_path) = (args.table.clone(), args.key_file.clone());
-    cli::on_hangup(move || reload(&records, &table_path, &key_path))?;
+    cli::on_hangup(move || reload(&records, &table_metrics, &table_path, &key_path))?;
     tlds::run(config, listeners, &stopper).context("cannot serve")?;
     log::info!("stopped on {}", signal.name());
     Ok(ExitCode::SUCCESS)
@@ -299,11 +309,12 @@ fn check(table_path: &Path, key_path: &Path) -> ExitCode {
 
 /// SIGHUP: reads both files again and serves them from the next burst on;
 /// a file with a problem leaves the old ones serving.
-fn reload(records: &Records, table_path: &Path, key_path: &Path) {
+fn reload(records: &Records, metrics: &TableMetrics, table_path: &Path, key_path: &Path) {
     match load_all(table_path, key_path) {
         Ok((table, key)) => {
             let count = table.len();
             records.replace(table, &key);
+            metrics.loaded(count, true);
             log::info!("reloaded {}: serving {count} records", table_path.display());
         }
         Err(problems) => {
@@ -311,6 +322,7 @@ fn reload(records: &Records, table_path: &Path, key_path: &Path) {
                 log::error!("reload: {problem}");
             }
             log::error!("reload failed: still serving the table and key loaded before");
+            metrics.reload_failed();
         }
     }
 }

@@ -32,6 +32,13 @@ pub trait Respond {
     fn refuses_more(&self) -> bool {
         false
     }
+
+    /// Appends what a peer hears when its line is over the limit, just
+    /// before the connection closes: `Error: line too long`, unless the
+    /// port speaks another protocol.
+    fn line_too_long(&mut self, out: &mut Vec<u8>) {
+        wire::write_error(out, &WireError::LineTooLong);
+    }
 }
 
 /// Most replies a [`Respond`] may hold back.
@@ -151,7 +158,7 @@ impl Connection {
                 Ok(None) => break End::Closed,
                 Err(FrameError::TooLong) => {
                     responder.complete(writer.queue());
-                    wire::write_error(writer.queue(), &WireError::LineTooLong);
+                    responder.line_too_long(writer.queue());
                     break End::LineTooLong;
                 }
                 // Idle timeout, reset, or any other read failure: this peer is done.

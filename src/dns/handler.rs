@@ -15,13 +15,46 @@ use super::response::Reply;
 use super::tsig::{self, Verdict};
 use super::{PLAIN_UDP_PAYLOAD, Settings, Transport, UDP_PAYLOAD};
 use crate::connection::PeerAddr;
+use crate::metrics::{PortMetrics, ServerMetrics, Tally};
 use crate::tlds::Records;
+use prometheus_client::metrics::counter::Counter;
 
 /// Answers DNS requests from a TLDS's records.
 #[derive(Debug, Clone)]
 pub struct Handler {
     records: Arc<Records>,
     settings: Arc<Settings>,
+    metrics: DnsMetrics,
+}
+
+/// What the DNS port counts: requests by rcode (its port's outcomes, with
+/// their time), and by TSIG outcome.
+#[derive(Debug, Clone)]
+pub struct DnsMetrics {
+    port: PortMetrics,
+    tsig: Arc<[Counter]>,
+}
+
+impl DnsMetrics {
+    /// Registers the DNS port's metrics with `metrics`.
+    pub fn register(metrics: &mut ServerMetrics) -> DnsMetrics {
+        DnsMetrics {
+            port: metrics.port("dns", &super::OUTCOMES),
+            tsig: metrics
+                .tsig(&TsigOutcome::ALL.map(TsigOutcome::name))
+                .into(),
+        }
+    }
+
+    /// Counting, served nowhere: for a handler in tests.
+    pub fn unserved() -> DnsMetrics {
+        DnsMetrics::register(&mut ServerMetrics::new())
+    }
+
+    /// The port's counters, which its TCP connections also count in.
+    pub fn port(&self) -> &PortMetrics {
+        &self.port
+    }
 }
 
 /// What one request was and how it was answered: the per-query log line.
@@ -49,9 +82,22 @@ pub enum TsigOutcome {
     Malformed,
 }
 
-impl fmt::Display for TsigOutcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl TsigOutcome {
+    /// Every outcome, in the order the metrics count them.
+    pub const ALL: [TsigOutcome; 8] = [
+        TsigOutcome::Unread,
+        TsigOutcome::Unsigned,
+        TsigOutcome::Verified,
+        TsigOutcome::BadKey,
+        TsigOutcome::BadSig,
+        TsigOutcome::BadTime,
+        TsigOutcome::BadTrunc,
+        TsigOutcome::Malformed,
+    ];
+
+    /// Its name in log lines and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
             TsigOutcome::Unread => "unread",
             TsigOutcome::Unsigned => "unsigned",
             TsigOutcome::Verified => "verified",
@@ -60,7 +106,13 @@ impl fmt::Display for TsigOutcome {
             TsigOutcome::BadTime => "BADTIME",
             TsigOutcome::BadTrunc => "BADTRUNC",
             TsigOutcome::Malformed => "malformed",
-        })
+        }
+    }
+}
+
+impl fmt::Display for TsigOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -85,25 +137,40 @@ impl Handled {
 }
 
 impl Handler {
-    pub fn new(records: Arc<Records>, settings: Settings) -> Handler {
+    pub fn new(records: Arc<Records>, settings: Settings, metrics: DnsMetrics) -> Handler {
         Handler {
             records,
             settings: Arc::new(settings),
+            metrics,
         }
     }
 
-    /// Answers `request` into `out` (emptied first); `None` when it is
-    /// dropped unanswered (shorter than a header, or itself a response).
+    /// Answers `request` into `out` (emptied first), and counts it; `None`
+    /// when it is dropped unanswered (shorter than a header, or itself a
+    /// response).
     pub fn handle(
         &self,
         request: &[u8],
         transport: Transport,
         out: &mut Vec<u8>,
     ) -> Option<Handled> {
+        let mut tally = Tally::default();
+        tally.begin();
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| since.as_secs());
-        self.handle_at(request, transport, now, out)
+        let handled = self.handle_at(request, transport, now, out);
+        match &handled {
+            Some(handled) => {
+                tally.note(super::rcode_outcome(handled.rcode));
+                if let Some(counter) = self.metrics.tsig.get(handled.tsig as usize) {
+                    counter.inc();
+                }
+            }
+            None => tally.note(super::DROPPED),
+        }
+        tally.record_into(&self.metrics.port);
+        handled
     }
 
     /// [`Handler::handle`] with the clock read by the caller (seconds

@@ -24,7 +24,7 @@ mod tests;
 mod tsig;
 pub mod udp;
 
-pub use handler::{Handled, Handler, TsigOutcome};
+pub use handler::{DnsMetrics, Handled, Handler, TsigOutcome};
 pub use tsig::FUDGE;
 
 use hickory_proto::op::ResponseCode;
@@ -67,19 +67,38 @@ impl std::fmt::Display for Transport {
     }
 }
 
+/// The DNS port's request outcomes, as the metrics label them: each rcode
+/// it can answer, by its mnemonic as `dig` prints it, and `dropped` for a
+/// message given no reply.
+pub const OUTCOMES: [&str; 10] = [
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "NOTAUTH", "BADVERS",
+    "other", "dropped",
+];
+
+/// Where a reply's rcode is in [`OUTCOMES`].
+pub fn rcode_outcome(rcode: ResponseCode) -> usize {
+    match rcode {
+        ResponseCode::NoError => 0,
+        ResponseCode::FormErr => 1,
+        ResponseCode::ServFail => 2,
+        ResponseCode::NXDomain => 3,
+        ResponseCode::NotImp => 4,
+        ResponseCode::Refused => 5,
+        ResponseCode::NotAuth => 6,
+        ResponseCode::BADVERS => 7,
+        _ => 8,
+    }
+}
+
+/// The outcome of a message given no reply.
+pub const DROPPED: usize = 9;
+
 /// An rcode by its mnemonic, as `dig` prints it: for log lines.
 pub fn rcode_name(rcode: ResponseCode) -> &'static str {
-    match rcode {
-        ResponseCode::NoError => "NOERROR",
-        ResponseCode::FormErr => "FORMERR",
-        ResponseCode::ServFail => "SERVFAIL",
-        ResponseCode::NXDomain => "NXDOMAIN",
-        ResponseCode::NotImp => "NOTIMP",
-        ResponseCode::Refused => "REFUSED",
-        ResponseCode::NotAuth => "NOTAUTH",
-        ResponseCode::BADVERS => "BADVERS",
-        _ => "other",
-    }
+    OUTCOMES
+        .get(rcode_outcome(rcode))
+        .copied()
+        .unwrap_or("other")
 }
 
 /// Parses a domain name flag such as `--dns-zone example.org`; the name is

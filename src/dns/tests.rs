@@ -31,7 +31,11 @@ fn records(table: &str) -> Arc<Records> {
 }
 
 fn handler(zone: &str) -> Handler {
-    Handler::new(records(TABLE), settings(zone, false))
+    Handler::new(
+        records(TABLE),
+        settings(zone, false),
+        DnsMetrics::unserved(),
+    )
 }
 
 fn key() -> TsigKey {
@@ -151,6 +155,7 @@ fn an_answer_too_large_for_udp_is_truncated_and_whole_over_tcp() {
     let handler = Handler::new(
         records(&format!("{long} 10.1.2.3 A\n")),
         settings(".", false),
+        DnsMetrics::unserved(),
     );
     for udp_size in [None, Some(100), Some(512)] {
         let request = query(&format!("{long}."), RecordType::A, 14, udp_size);
@@ -224,7 +229,7 @@ fn a_tsig_record_that_is_not_last_is_formerr() {
 
 #[test]
 fn require_proof_refuses_unsigned_queries_only() {
-    let handler = Handler::new(records(TABLE), settings(".", true));
+    let handler = Handler::new(records(TABLE), settings(".", true), DnsMetrics::unserved());
     let request = query("Amazon.org.", RecordType::A, 18, None);
     let unsigned = ask(&handler, &request, Transport::Udp);
     assert_eq!(
@@ -281,7 +286,11 @@ fn malformed_messages_get_the_rcodes_the_rfcs_give() {
 #[test]
 fn a_reload_changes_the_answer_and_the_serial() {
     let records = records(TABLE);
-    let handler = Handler::new(Arc::clone(&records), settings(".", false));
+    let handler = Handler::new(
+        Arc::clone(&records),
+        settings(".", false),
+        DnsMetrics::unserved(),
+    );
     let before = ask_signed(&handler, &query("nothing.org.", RecordType::A, 20, None));
     records.replace(
         Table::parse(b"Amazon.org 10.9.9.9 A\n").unwrap(),
