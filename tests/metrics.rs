@@ -383,3 +383,80 @@ fn other_paths_are_404_and_bad_requests_cannot_hold_the_endpoint() {
         ) == 1.0
     });
 }
+
+fn connections(exposition: &str, port: &str, outcome: &str) -> f64 {
+    sample(
+        exposition,
+        &series(
+            "authdns_connections_total",
+            &[("port", port), ("outcome", outcome)],
+        ),
+    )
+}
+
+// Each way a connection ends early is counted: refused by --as-allow, busy,
+// closed to make room, closed idle; and the open gauge follows. The server
+// then stops as usual, the metrics port with it.
+#[test]
+fn connection_outcomes_are_counted() {
+    let dir = scratch_dir("metrics-connections");
+    let mut tlds = start_tlds(
+        "tlds1",
+        &dir,
+        "127.0.0.1",
+        "a.example 10.0.0.1 A\n",
+        "k",
+        &[
+            "--metrics",
+            "127.0.0.1:0",
+            "--as-allow",
+            "10.9.9.9",
+            "--max-connections",
+            "1",
+            "--idle-timeout",
+            "3",
+        ],
+    );
+    let metrics = metrics_addr(&tlds);
+    let (as_port, client_port) = (tlds.addrs[0], tlds.addrs[1]);
+
+    let mut refused = LineClient::connect(as_port);
+    assert_eq!(refused.reply().as_deref(), Some("Error: not allowed"));
+
+    // One client port slot: a second client, while the first has not
+    // waited a second, is busy.
+    let mut first = LineClient::connect(client_port);
+    assert_eq!(
+        first.ask("a.example").as_deref(),
+        Some("a.example 10.0.0.1 A")
+    );
+    let open = scrape(metrics);
+    assert_eq!(
+        sample(
+            &open,
+            &series("authdns_connections_open", &[("port", "client")])
+        ),
+        1.0,
+        "{open}"
+    );
+    let mut busy = LineClient::connect(client_port);
+    assert_eq!(busy.reply().as_deref(), Some("Error: server busy"));
+    assert_eq!(connections(&scrape(metrics), "client", "busy"), 1.0);
+    // Once the first has waited a second, a newcomer closes it.
+    let mut newcomers = Vec::new();
+    eventually(|| {
+        let mut newcomer = LineClient::connect(client_port);
+        let served = newcomer.ask("a.example").as_deref() == Some("a.example 10.0.0.1 A");
+        newcomers.push(newcomer);
+        served
+    });
+    let after = scrape(metrics);
+    assert_eq!(connections(&after, "client", "evicted"), 1.0, "{after}");
+    assert!(connections(&after, "client", "accepted") >= 2.0);
+    assert_eq!(connections(&after, "as", "refused"), 1.0);
+    // The last newcomer, left silent, is closed at the idle timeout.
+    eventually(|| connections(&scrape(metrics), "client", "idle_closed") == 1.0);
+    drop((first, busy, refused, newcomers));
+    let log = tlds.stop_and_read_log();
+    assert!(log.contains("stopped on SIGTERM"), "{log}");
+}
