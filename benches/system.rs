@@ -155,6 +155,7 @@ fn main() {
         thousand_client_rows(&system, scale, &mut rows);
         client_memory_rows(&system, &dir, scale, &mut rows);
     }
+    idle_connection_rows(&dir, scale, &mut rows);
     table_rows(&dir, scale, &mut rows);
     print_table(&rows);
 }
@@ -323,6 +324,73 @@ fn thousand_client_rows(system: &ProjectSystem, scale: usize, rows: &mut Vec<Row
         most_links.load(Ordering::Relaxed) as f64,
         "= --tlds-links (1)",
     ));
+}
+
+/// 5,000 connections each served one request and then left idle, on a
+/// TLDS's client port and on the AS's: each server's resident memory per
+/// connection (the growth over the connections' count) and its threads.
+fn idle_connection_rows(dir: &Path, scale: usize, rows: &mut Vec<Row>) {
+    let count = 5000 / scale;
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let room = (count + 100).to_string();
+    let flags = ["--max-connections", room.as_str()];
+    let table = "idle.example\t10.0.0.1\tA\n";
+    let tlds1 = start_tlds("tlds1", dir, "127.0.0.1", table, "k1\n", &flags);
+    let tlds2 = start_tlds("tlds2", dir, "127.0.0.1", table, "k2\n", &flags);
+    let [(a1, c1), (a2, c2)] = [&tlds1, &tlds2].map(Server::tlds_ports);
+    let auth = start_as(
+        "127.0.0.1",
+        ("127.0.0.1", a1, c1),
+        ("127.0.0.1", a2, c2),
+        &flags,
+    );
+    let idle = |server: &Server, port: u16, line: &dyn Fn(usize) -> String| {
+        let before = status_kib(server.pid(), "VmRSS:");
+        let connections: Vec<TcpStream> = (0..count)
+            .map(|i| {
+                let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                std::io::Write::write_all(&mut stream, line(i).as_bytes()).unwrap();
+                stream
+            })
+            .collect();
+        for stream in &connections {
+            let mut reply = [0u8; 256];
+            stream
+                .set_read_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            let read = std::io::Read::read(&mut &*stream, &mut reply).unwrap();
+            assert!(read > 0, "no reply on an idle-to-be connection");
+        }
+        let after = status_kib(server.pid(), "VmRSS:");
+        let threads = status_kib(server.pid(), "Threads:");
+        drop(connections);
+        (after.saturating_sub(before) as f64 / count as f64, threads)
+    };
+    let (tlds_kib, tlds_threads) = idle(&tlds1, c1, &|_| "idle.example\n".to_owned());
+    let (as_kib, as_threads) = idle(&auth, auth.port(), &|i| {
+        let challenge = format!("idle{i}");
+        format!(
+            "{challenge} {}\n",
+            authdns_harness::hmac_md5_hex(b"k1", challenge.as_bytes())
+        )
+    });
+    for (name, kib, threads) in [
+        ("tlds1", tlds_kib, tlds_threads),
+        ("as_server", as_kib, as_threads),
+    ] {
+        rows.push(row(
+            &format!("{count} idle connections: {name} resident KiB per connection"),
+            None,
+            kib,
+            "≤ 16",
+        ));
+        rows.push(row(
+            &format!("{count} idle connections: {name} threads"),
+            None,
+            threads as f64,
+            "",
+        ));
+    }
 }
 
 /// The release client on 1M and 5M queries: peak resident memory and time.

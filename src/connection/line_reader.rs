@@ -10,7 +10,13 @@ use super::{Socket, is_timeout};
 use crate::scan;
 use crate::wire::MAX_LINE;
 
+/// The buffer for a burst: a pipelined burst of requests costs one read.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// The buffer while nothing is buffered: what a connection waiting for its
+/// peer holds. It takes a whole line (and a one-at-a-time client's whole
+/// request); a read that fills it swaps it for [`READ_CHUNK`].
+const IDLE_CHUNK: usize = 4 * 1024;
 
 /// Why no line could be read.
 #[derive(Debug)]
@@ -92,7 +98,7 @@ impl<R: Read> LineReader<R> {
     pub fn new(inner: R) -> Self {
         LineReader {
             inner,
-            buf: vec![0; READ_CHUNK].into_boxed_slice(),
+            buf: vec![0; IDLE_CHUNK].into_boxed_slice(),
             start: 0,
             end: 0,
             scanned: 0,
@@ -221,15 +227,29 @@ impl<R: Read> LineReader<R> {
         }
     }
 
-    /// With the buffer full, moves what is not yet consumed to its front, so
-    /// that the next read has somewhere to go. (Once everything is consumed,
-    /// `read_line` has already started over at the front.)
+    /// Makes room for the next read. With the buffer full: a small one is
+    /// swapped for a burst's, a burst's has what is not yet consumed moved
+    /// to its front. With nothing buffered, a burst's buffer is given back
+    /// for a small one: the read may wait long, and an idle connection
+    /// should hold little. (Once everything is consumed, `read_line` has
+    /// already started over at the front.)
     fn make_room(&mut self) {
         if self.end == self.buf.len() {
-            self.buf.copy_within(self.start..self.end, 0);
+            let unread = self.buf.get(self.start..self.end).unwrap_or_default();
+            if self.buf.len() < READ_CHUNK {
+                let mut bigger = vec![0; READ_CHUNK].into_boxed_slice();
+                if let Some(front) = bigger.get_mut(..unread.len()) {
+                    front.copy_from_slice(unread);
+                }
+                self.buf = bigger;
+            } else {
+                self.buf.copy_within(self.start..self.end, 0);
+            }
             self.end -= self.start;
             self.scanned -= self.start;
             self.start = 0;
+        } else if self.end == 0 && self.buf.len() > IDLE_CHUNK {
+            self.buf = vec![0; IDLE_CHUNK].into_boxed_slice();
         }
     }
 
@@ -373,5 +393,31 @@ mod tests {
         assert!(!reader.has_buffered_line());
         assert_eq!(reader.read_line().unwrap(), Some(&b"c"[..]));
         assert_eq!(reader.read_line().unwrap(), None);
+    }
+
+    // A burst larger than the idle buffer is read whole through a burst's
+    // buffer, and once everything is consumed the reader waits on a small
+    // one again.
+    #[test]
+    fn a_burst_takes_a_big_buffer_and_an_idle_wait_a_small_one() {
+        let data: Vec<u8> = (0..5_000)
+            .flat_map(|i| format!("request{i:05}\n").into_bytes())
+            .collect();
+        let mut reader = LineReader::new(Trickle {
+            data: &data,
+            piece: 100_000,
+        });
+        assert_eq!(reader.buf.len(), IDLE_CHUNK);
+        assert_eq!(reader.read_line().unwrap(), Some(&b"request00000"[..]));
+        let mut count = 1;
+        let mut most = reader.buf.len();
+        while let Some(line) = reader.read_line().unwrap() {
+            assert_eq!(line, format!("request{count:05}").as_bytes());
+            count += 1;
+            most = most.max(reader.buf.len());
+        }
+        assert_eq!(count, 5_000);
+        assert_eq!(most, READ_CHUNK);
+        assert_eq!(reader.buf.len(), IDLE_CHUNK);
     }
 }

@@ -60,11 +60,16 @@ pub struct Writer {
 /// peer that pipelines without reading cannot grow our buffer.
 pub const FLUSH_AT: usize = 64 * 1024;
 
+/// What the queue keeps between bursts: a burst's replies grow it as they
+/// need, and a larger queue is given back once sent, so that a connection
+/// waiting for its peer holds little.
+const KEPT: usize = 4 * 1024;
+
 impl Writer {
     pub fn new(stream: Socket) -> Writer {
         Writer {
             stream,
-            out: Vec::with_capacity(FLUSH_AT),
+            out: Vec::new(),
         }
     }
 
@@ -85,6 +90,7 @@ impl Writer {
         }
         let written = self.stream.write_all(&self.out);
         self.out.clear();
+        self.out.shrink_to(KEPT);
         written
     }
 

@@ -15,8 +15,12 @@ use crate::connection::{Connection, End, Served};
 /// A DNS header's length: anything shorter cannot be a message.
 const HEADER: usize = 12;
 
-/// The least read at once: room for a burst of ordinary queries.
+/// The least read at once into a partly read burst: room for many
+/// ordinary queries.
 const READ_AT_LEAST: usize = 16 * 1024;
+
+/// What a connection waiting for its peer holds, and reads into first.
+const IDLE_READ: usize = 4 * 1024;
 
 /// Serves one connection's messages until the peer closes, idles out for
 /// `idle_timeout`, or sends something that is no DNS message. A message,
@@ -56,6 +60,7 @@ pub fn serve(connection: Connection, handler: &Handler, idle_timeout: Duration) 
                 break End::WriteFailed(err);
             }
             replies.clear();
+            replies.shrink_to(IDLE_READ);
         }
         if short {
             break End::ShortMessage;
@@ -80,7 +85,13 @@ pub fn serve(connection: Connection, handler: &Handler, idle_timeout: Duration) 
             timeout = wanted;
         }
         let filled = input.len();
-        input.resize(filled + READ_AT_LEAST.max(needed(&input)), 0);
+        let chunk = if filled == 0 {
+            input.shrink_to(IDLE_READ);
+            IDLE_READ
+        } else {
+            READ_AT_LEAST.max(needed(&input))
+        };
+        input.resize(filled + chunk, 0);
         match stream.read(input.get_mut(filled..).unwrap_or_default()) {
             Ok(0) => break End::Closed,
             Ok(read) => {
