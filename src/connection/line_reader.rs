@@ -13,9 +13,9 @@ use crate::wire::MAX_LINE;
 /// The buffer for a burst: a pipelined burst of requests costs one read.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// The buffer while nothing is buffered: what a connection waiting for its
-/// peer holds. It takes a whole line (and a one-at-a-time client's whole
-/// request); a read that fills it swaps it for [`READ_CHUNK`].
+/// The buffer of a connection whose bursts are small: what one waiting for
+/// its peer holds. It takes a whole line (and a one-at-a-time client's
+/// whole request); a read that fills it swaps it for [`READ_CHUNK`].
 const IDLE_CHUNK: usize = 4 * 1024;
 
 /// Why no line could be read.
@@ -58,6 +58,9 @@ pub struct LineReader<R> {
     scanned: usize,
     /// How long one line may take, if that is limited.
     patience: Option<Patience<R>>,
+    /// How many bytes the last read brought: a stream of large reads keeps
+    /// its burst's buffer from one read to the next.
+    last_read: usize,
 }
 
 /// A source whose reads can be given a timeout: a socket.
@@ -103,6 +106,7 @@ impl<R: Read> LineReader<R> {
             end: 0,
             scanned: 0,
             patience: None,
+            last_read: 0,
         }
     }
 
@@ -219,6 +223,7 @@ impl<R: Read> LineReader<R> {
             match self.inner.read(space) {
                 Ok(read) => {
                     self.end += read;
+                    self.last_read = read;
                     return Ok(read > 0);
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
@@ -229,10 +234,12 @@ impl<R: Read> LineReader<R> {
 
     /// Makes room for the next read. With the buffer full: a small one is
     /// swapped for a burst's, a burst's has what is not yet consumed moved
-    /// to its front. With nothing buffered, a burst's buffer is given back
-    /// for a small one: the read may wait long, and an idle connection
-    /// should hold little. (Once everything is consumed, `read_line` has
-    /// already started over at the front.)
+    /// to its front. With nothing buffered after a small read, a burst's
+    /// buffer is given back for a small one: the read may wait long, and an
+    /// idle connection should hold little. A stream of large reads (a
+    /// pipelining peer) keeps it, rather than swap buffers at every read.
+    /// (Once everything is consumed, `read_line` has already started over
+    /// at the front.)
     fn make_room(&mut self) {
         if self.end == self.buf.len() {
             let unread = self.buf.get(self.start..self.end).unwrap_or_default();
@@ -248,7 +255,7 @@ impl<R: Read> LineReader<R> {
             self.end -= self.start;
             self.scanned -= self.start;
             self.start = 0;
-        } else if self.end == 0 && self.buf.len() > IDLE_CHUNK {
+        } else if self.end == 0 && self.buf.len() > IDLE_CHUNK && self.last_read < IDLE_CHUNK {
             self.buf = vec![0; IDLE_CHUNK].into_boxed_slice();
         }
     }
@@ -272,7 +279,10 @@ impl<R: Read> LineReader<R> {
                 return Err(FrameError::TooLong);
             };
             let read = match self.inner.read(space) {
-                Ok(read) => read,
+                Ok(read) => {
+                    self.last_read = read;
+                    read
+                }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(err) => return Err(FrameError::Io(err)),
             };
@@ -395,29 +405,55 @@ mod tests {
         assert_eq!(reader.read_line().unwrap(), None);
     }
 
-    // A burst larger than the idle buffer is read whole through a burst's
-    // buffer, and once everything is consumed the reader waits on a small
-    // one again.
+    /// A reader that hands out each of its pieces in one read (as much of
+    /// it as fits), like a socket receiving one write at a time.
+    struct Pieces(std::collections::VecDeque<Vec<u8>>);
+
+    impl Read for Pieces {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let Some(piece) = self.0.front_mut() else {
+                return Ok(0);
+            };
+            let n = piece.len().min(buf.len());
+            buf[..n].copy_from_slice(&piece[..n]);
+            piece.drain(..n);
+            if piece.is_empty() {
+                self.0.pop_front();
+            }
+            Ok(n)
+        }
+    }
+
+    // A burst larger than the small buffer is read through a burst's
+    // buffer, kept while large reads go on; once a small read has been
+    // consumed, the reader waits on a small buffer again.
     #[test]
     fn a_burst_takes_a_big_buffer_and_an_idle_wait_a_small_one() {
-        let data: Vec<u8> = (0..5_000)
+        let burst: Vec<u8> = (0..5_000)
             .flat_map(|i| format!("request{i:05}\n").into_bytes())
             .collect();
-        let mut reader = LineReader::new(Trickle {
-            data: &data,
-            piece: 100_000,
-        });
+        let pieces = [burst.clone(), burst, b"one more\n".to_vec()];
+        let mut reader = LineReader::new(Pieces(pieces.into_iter().collect()));
         assert_eq!(reader.buf.len(), IDLE_CHUNK);
-        assert_eq!(reader.read_line().unwrap(), Some(&b"request00000"[..]));
-        let mut count = 1;
-        let mut most = reader.buf.len();
+        let mut lines = Vec::new();
+        let mut sizes = Vec::new();
         while let Some(line) = reader.read_line().unwrap() {
-            assert_eq!(line, format!("request{count:05}").as_bytes());
-            count += 1;
-            most = most.max(reader.buf.len());
+            lines.push(String::from_utf8(line.to_vec()).unwrap());
+            sizes.push(reader.buf.len());
         }
-        assert_eq!(count, 5_000);
-        assert_eq!(most, READ_CHUNK);
+        assert_eq!(lines.len(), 10_001);
+        assert_eq!(lines[0], "request00000");
+        assert_eq!(lines[5_000], "request00000");
+        assert_eq!(lines[9_999], "request04999");
+        assert_eq!(lines[10_000], "one more");
+        assert!(
+            sizes[..10_000]
+                .iter()
+                .skip(400)
+                .all(|&size| size == READ_CHUNK)
+        );
+        // The small read came into the burst's buffer; the wait after it,
+        // for the end of the stream, is on a small one.
         assert_eq!(reader.buf.len(), IDLE_CHUNK);
     }
 }

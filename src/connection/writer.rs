@@ -60,9 +60,10 @@ pub struct Writer {
 /// peer that pipelines without reading cannot grow our buffer.
 pub const FLUSH_AT: usize = 64 * 1024;
 
-/// What the queue keeps between bursts: a burst's replies grow it as they
-/// need, and a larger queue is given back once sent, so that a connection
-/// waiting for its peer holds little.
+/// What the queue keeps between small bursts: a burst's replies grow it as
+/// they need, and after a small burst a larger queue is given back, so that
+/// a connection waiting for its peer holds little. (After a large burst it
+/// is kept: the next is likely large too.)
 const KEPT: usize = 4 * 1024;
 
 impl Writer {
@@ -89,8 +90,10 @@ impl Writer {
             return Ok(());
         }
         let written = self.stream.write_all(&self.out);
+        if self.out.len() < KEPT {
+            self.out.shrink_to(KEPT);
+        }
         self.out.clear();
-        self.out.shrink_to(KEPT);
         written
     }
 
