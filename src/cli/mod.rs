@@ -35,11 +35,25 @@ pub fn resolve(host: &str, port: u16, flags: &str) -> Result<Vec<SocketAddr>> {
     Ok(addrs)
 }
 
-/// Opens a listener; port 0 picks any free port.
+/// Connections a listener lets wait for `accept`: std listens with 128,
+/// which thousands of clients connecting at once overflow (the kernel then
+/// drops their SYNs, and each retries a second or more later). The kernel
+/// caps it at `net.core.somaxconn`.
+const BACKLOG: i32 = 4096;
+
+/// Opens a listener, with room for [`BACKLOG`] connections waiting to be
+/// accepted; port 0 picks any free port.
 pub fn bind(host: &str, port: u16, flags: &str) -> Result<TcpListener> {
     let addrs = resolve(host, port, flags)?;
-    TcpListener::bind(addrs.as_slice())
-        .with_context(|| format!("cannot listen on {host}:{port} ({flags})"))
+    let listener = TcpListener::bind(addrs.as_slice())
+        .with_context(|| format!("cannot listen on {host}:{port} ({flags})"))?;
+    deepen(&listener)?;
+    Ok(listener)
+}
+
+/// Listens again with [`BACKLOG`], which Linux allows on a listening socket.
+fn deepen(listener: &TcpListener) -> Result<()> {
+    rustix::net::listen(listener, BACKLOG).context("cannot set the listen backlog")
 }
 
 /// Opens the DNS port: a TCP listener and a UDP socket on one port number.
@@ -52,6 +66,7 @@ pub fn bind_dns(host: &str, port: u16, flags: &str) -> Result<DnsSockets> {
     for _ in 0..tries {
         let tcp = TcpListener::bind(addrs.as_slice())
             .with_context(|| format!("cannot listen on {host}:{port} ({flags}, TCP)"))?;
+        deepen(&tcp)?;
         let at = tcp
             .local_addr()
             .context("cannot read the DNS port's address")?;
