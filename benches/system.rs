@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use authdns::client::{self, QueryLines, Settings};
 
-use authdns_harness::{Server, cpu_seconds, start_as, start_tlds};
+use authdns_harness::{Server, cpu_seconds, proc_status, start_as, start_tlds};
 use floor::FloorSystem;
 use support::{Row, big_table_text, print_table, row};
 
@@ -345,7 +345,7 @@ fn idle_connection_rows(dir: &Path, scale: usize, rows: &mut Vec<Row>) {
         &flags,
     );
     let idle = |server: &Server, port: u16, line: &dyn Fn(usize) -> String| {
-        let before = status_kib(server.pid(), "VmRSS:");
+        let before = proc_status(server.pid(), "VmRSS:");
         let connections: Vec<TcpStream> = (0..count)
             .map(|i| {
                 let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -361,8 +361,8 @@ fn idle_connection_rows(dir: &Path, scale: usize, rows: &mut Vec<Row>) {
             let read = std::io::Read::read(&mut &*stream, &mut reply).unwrap();
             assert!(read > 0, "no reply on an idle-to-be connection");
         }
-        let after = status_kib(server.pid(), "VmRSS:");
-        let threads = status_kib(server.pid(), "Threads:");
+        let after = proc_status(server.pid(), "VmRSS:");
+        let threads = proc_status(server.pid(), "Threads:");
         drop(connections);
         (after.saturating_sub(before) as f64 / count as f64, threads)
     };
@@ -635,7 +635,7 @@ impl ProjectSystem {
         let status = loop {
             // VmHWM is the process's own high-water mark, so the last
             // reading before it exits is its peak.
-            peak = peak.max(status_kib(child.id(), "VmHWM:") * 1024);
+            peak = peak.max(proc_status(child.id(), "VmHWM:") * 1024);
             if let Some(status) = child.try_wait().expect("wait for the client") {
                 break status;
             }
@@ -653,16 +653,6 @@ impl ProjectSystem {
         let _ = std::fs::remove_file(&output);
         (peak, seconds)
     }
-}
-
-/// A `/proc/PID/status` field in KiB (0 once the process is gone).
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// Starts a TLDS on a table of `records` records: (load seconds, resident
@@ -690,5 +680,5 @@ fn load_big_table(dir: &Path, records: usize) -> (f64, u64, u64) {
     );
     let load = started.elapsed().as_secs_f64();
     let file_size = std::fs::metadata(&table).expect("the table file").len();
-    (load, status_kib(tlds.pid(), "VmRSS:") * 1024, file_size)
+    (load, proc_status(tlds.pid(), "VmRSS:") * 1024, file_size)
 }

@@ -124,6 +124,17 @@ pub fn cpu_seconds(pid: &str) -> f64 {
     ticks / 100.0
 }
 
+/// A `/proc/PID/status` field: KiB for sizes (`VmRSS:`), a count for
+/// `Threads:`; 0 once the process is gone.
+pub fn proc_status(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 pub fn write_file(dir: &Path, name: &str, contents: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, contents).expect("write test file");
