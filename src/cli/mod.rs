@@ -245,3 +245,26 @@ impl StopSignal {
         signal_name(self.0.load(Ordering::Acquire))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpStream;
+
+    // More connections than std's backlog of 128 can wait for `accept` at
+    // once: with std's, the kernel drops the SYNs past it, and those
+    // connects hang until their retry.
+    #[test]
+    fn a_listener_lets_hundreds_wait_for_accept() {
+        let listener = bind("127.0.0.1", 0, "--port").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let waiting: Vec<TcpStream> = (0..400)
+            .map(|i| {
+                TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+                    .unwrap_or_else(|err| panic!("connection {i} waited: {err}"))
+            })
+            .collect();
+        assert_eq!(waiting.len(), 400);
+        drop(listener);
+    }
+}
