@@ -58,10 +58,14 @@ pub struct LineReader<R> {
     scanned: usize,
     /// How long one line may take, if that is limited.
     patience: Option<Patience<R>>,
-    /// How many bytes the last read brought: a stream of large reads keeps
-    /// its burst's buffer from one read to the next.
-    last_read: usize,
+    /// Reads left before a small buffer will do again: reset by every large
+    /// read, counted down by small ones, so a peer that streams large
+    /// bursts keeps its burst's buffer however its reads happen to split.
+    large_lately: u8,
 }
+
+/// Small reads after a large one before its buffer is given back.
+const SMALL_READS_BEFORE_SHRINKING: u8 = 16;
 
 /// A source whose reads can be given a timeout: a socket.
 pub trait ReadTimeout {
@@ -106,7 +110,7 @@ impl<R: Read> LineReader<R> {
             end: 0,
             scanned: 0,
             patience: None,
-            last_read: 0,
+            large_lately: 0,
         }
     }
 
@@ -223,7 +227,7 @@ impl<R: Read> LineReader<R> {
             match self.inner.read(space) {
                 Ok(read) => {
                     self.end += read;
-                    self.last_read = read;
+                    self.note_read(read);
                     return Ok(read > 0);
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
@@ -234,12 +238,12 @@ impl<R: Read> LineReader<R> {
 
     /// Makes room for the next read. With the buffer full: a small one is
     /// swapped for a burst's, a burst's has what is not yet consumed moved
-    /// to its front. With nothing buffered after a small read, a burst's
-    /// buffer is given back for a small one: the read may wait long, and an
-    /// idle connection should hold little. A stream of large reads (a
-    /// pipelining peer) keeps it, rather than swap buffers at every read.
-    /// (Once everything is consumed, `read_line` has already started over
-    /// at the front.)
+    /// to its front. With nothing buffered, after enough small reads in a
+    /// row, a burst's buffer is given back for a small one: the read may
+    /// wait long, and an idle connection should hold little. A pipelining
+    /// peer keeps it, rather than swap buffers (zeroing one, and reading
+    /// twice) at every read. (Once everything is consumed, `read_line` has
+    /// already started over at the front.)
     fn make_room(&mut self) {
         if self.end == self.buf.len() {
             let unread = self.buf.get(self.start..self.end).unwrap_or_default();
@@ -255,9 +259,17 @@ impl<R: Read> LineReader<R> {
             self.end -= self.start;
             self.scanned -= self.start;
             self.start = 0;
-        } else if self.end == 0 && self.buf.len() > IDLE_CHUNK && self.last_read < IDLE_CHUNK {
+        } else if self.end == 0 && self.buf.len() > IDLE_CHUNK && self.large_lately == 0 {
             self.buf = vec![0; IDLE_CHUNK].into_boxed_slice();
         }
+    }
+
+    fn note_read(&mut self, read: usize) {
+        self.large_lately = if read >= IDLE_CHUNK {
+            SMALL_READS_BEFORE_SHRINKING
+        } else {
+            self.large_lately.saturating_sub(1)
+        };
     }
 
     /// The next line without its `\n` (or `\r\n`). `Ok(None)` is a clean end
@@ -280,7 +292,7 @@ impl<R: Read> LineReader<R> {
             };
             let read = match self.inner.read(space) {
                 Ok(read) => {
-                    self.last_read = read;
+                    self.note_read(read);
                     read
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
@@ -425,14 +437,15 @@ mod tests {
     }
 
     // A burst larger than the small buffer is read through a burst's
-    // buffer, kept while large reads go on; once a small read has been
-    // consumed, the reader waits on a small buffer again.
+    // buffer, kept while large reads go on; after enough small reads, the
+    // reader waits on a small buffer again.
     #[test]
     fn a_burst_takes_a_big_buffer_and_an_idle_wait_a_small_one() {
         let burst: Vec<u8> = (0..5_000)
             .flat_map(|i| format!("request{i:05}\n").into_bytes())
             .collect();
-        let pieces = [burst.clone(), burst, b"one more\n".to_vec()];
+        let small = (0..16).map(|i| format!("small{i:02}\n").into_bytes());
+        let pieces = [burst.clone(), burst].into_iter().chain(small);
         let mut reader = LineReader::new(Pieces(pieces.into_iter().collect()));
         assert_eq!(reader.buf.len(), IDLE_CHUNK);
         let mut lines = Vec::new();
@@ -441,19 +454,15 @@ mod tests {
             lines.push(String::from_utf8(line.to_vec()).unwrap());
             sizes.push(reader.buf.len());
         }
-        assert_eq!(lines.len(), 10_001);
+        assert_eq!(lines.len(), 10_016);
         assert_eq!(lines[0], "request00000");
         assert_eq!(lines[5_000], "request00000");
         assert_eq!(lines[9_999], "request04999");
-        assert_eq!(lines[10_000], "one more");
-        assert!(
-            sizes[..10_000]
-                .iter()
-                .skip(400)
-                .all(|&size| size == READ_CHUNK)
-        );
-        // The small read came into the burst's buffer; the wait after it,
-        // for the end of the stream, is on a small one.
+        assert_eq!(lines[10_015], "small15");
+        // The burst's buffer is kept through the bursts and the first small
+        // reads; after sixteen small reads in a row, the wait (here for the
+        // end of the stream) is on a small one.
+        assert!(sizes[400..10_015].iter().all(|&size| size == READ_CHUNK));
         assert_eq!(reader.buf.len(), IDLE_CHUNK);
     }
 }

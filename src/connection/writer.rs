@@ -54,6 +54,8 @@ impl Write for Socket {
 pub struct Writer {
     pub(super) stream: Socket,
     out: Vec<u8>,
+    /// Bursts left before a small queue will do again (see [`KEPT`]).
+    large_lately: u8,
 }
 
 /// Lines are sent once this much is queued even if more are coming, so a
@@ -61,16 +63,20 @@ pub struct Writer {
 pub const FLUSH_AT: usize = 64 * 1024;
 
 /// What the queue keeps between small bursts: a burst's replies grow it as
-/// they need, and after a small burst a larger queue is given back, so that
-/// a connection waiting for its peer holds little. (After a large burst it
-/// is kept: the next is likely large too.)
+/// they need, and after enough small bursts in a row a larger queue is
+/// given back, so that a connection waiting for its peer holds little. A
+/// peer sent large bursts keeps it, rather than regrow it at every burst.
 const KEPT: usize = 4 * 1024;
+
+/// Small bursts after a large one before its queue is given back.
+const SMALL_BURSTS_BEFORE_SHRINKING: u8 = 16;
 
 impl Writer {
     pub fn new(stream: Socket) -> Writer {
         Writer {
             stream,
             out: Vec::new(),
+            large_lately: 0,
         }
     }
 
@@ -90,7 +96,11 @@ impl Writer {
             return Ok(());
         }
         let written = self.stream.write_all(&self.out);
-        if self.out.len() < KEPT {
+        if self.out.len() >= KEPT {
+            self.large_lately = SMALL_BURSTS_BEFORE_SHRINKING;
+        } else if self.large_lately > 0 {
+            self.large_lately -= 1;
+        } else {
             self.out.shrink_to(KEPT);
         }
         self.out.clear();
