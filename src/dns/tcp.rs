@@ -19,8 +19,13 @@ const HEADER: usize = 12;
 /// ordinary queries.
 const READ_AT_LEAST: usize = 16 * 1024;
 
-/// What a connection waiting for its peer holds, and reads into first.
+/// What a connection whose bursts are small holds while it waits, and
+/// reads into first.
 const IDLE_READ: usize = 4 * 1024;
+
+/// Small reads after a large one before a connection's buffers shrink back
+/// to [`IDLE_READ`]: a peer streaming large bursts keeps them.
+const SMALL_READS_BEFORE_SHRINKING: u8 = 16;
 
 /// Serves one connection's messages until the peer closes, idles out for
 /// `idle_timeout`, or sends something that is no DNS message. A message,
@@ -37,6 +42,7 @@ pub fn serve(connection: Connection, handler: &Handler, idle_timeout: Duration) 
     // set for it.
     let mut begun: Option<Instant> = None;
     let mut timeout = idle_timeout;
+    let mut large_lately = 0u8;
     let end = loop {
         let mut used = 0;
         let mut short = false;
@@ -60,7 +66,6 @@ pub fn serve(connection: Connection, handler: &Handler, idle_timeout: Duration) 
                 break End::WriteFailed(err);
             }
             replies.clear();
-            replies.shrink_to(IDLE_READ);
         }
         if short {
             break End::ShortMessage;
@@ -85,8 +90,9 @@ pub fn serve(connection: Connection, handler: &Handler, idle_timeout: Duration) 
             timeout = wanted;
         }
         let filled = input.len();
-        let chunk = if filled == 0 {
+        let chunk = if filled == 0 && large_lately == 0 {
             input.shrink_to(IDLE_READ);
+            replies.shrink_to(IDLE_READ);
             IDLE_READ
         } else {
             READ_AT_LEAST.max(needed(&input))
@@ -96,6 +102,11 @@ pub fn serve(connection: Connection, handler: &Handler, idle_timeout: Duration) 
             Ok(0) => break End::Closed,
             Ok(read) => {
                 input.truncate(filled + read);
+                large_lately = if read >= IDLE_READ {
+                    SMALL_READS_BEFORE_SHRINKING
+                } else {
+                    large_lately.saturating_sub(1)
+                };
                 if let Some(activity) = &activity {
                     activity.working();
                 }
