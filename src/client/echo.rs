@@ -6,16 +6,26 @@
 //! [`MAX_HELD`] bytes wait for it, and only past that does the client wait
 //! too. If stdout fails (`client | head -1`, a full disk), the echo stops,
 //! says so once, and the run goes on to the output file.
+//!
+//! The echo thread takes lines in batches: after each write it lingers
+//! ([`LINGER`]) while lines collect, and only a thread with nothing to
+//! write is woken by a new line. So at `--window 1`, where every query
+//! hands over one line, a query wakes no other thread; stdout lags by at
+//! most the linger.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
 use crate::sync::unpoisoned;
 
 /// Most bytes of results held for a stdout that is not keeping up.
 pub const MAX_HELD: usize = 16 * 1024 * 1024;
+
+/// How long the echo thread lets lines collect after a write.
+pub const LINGER: Duration = Duration::from_millis(10);
 
 #[derive(Default)]
 struct Queue {
@@ -25,6 +35,10 @@ struct Queue {
     closed: bool,
     /// Writing failed: batches are dropped from now on.
     failed: bool,
+    /// The writer waits with nothing to write: a new batch must wake it.
+    idle: bool,
+    /// Writes made so far, each of every batch then queued.
+    writes: usize,
 }
 
 #[derive(Default)]
@@ -93,7 +107,9 @@ impl Echo {
         }
         queue.bytes += self.pending.len();
         queue.batches.push_back(std::mem::take(&mut self.pending));
-        self.shared.changed.notify_all();
+        if queue.idle {
+            self.shared.changed.notify_all();
+        }
     }
 
     /// Hands over the last lines and waits until the writer is done with
@@ -124,15 +140,23 @@ fn write_batches(shared: &Shared, mut out: impl Write, on_failure: impl FnOnce(i
     loop {
         let mut queue = shared.lock();
         while queue.batches.is_empty() && !queue.closed {
+            queue.idle = true;
             queue = shared.wait(queue);
         }
-        let Some(batch) = queue.batches.pop_front() else {
+        queue.idle = false;
+        if queue.batches.is_empty() {
             return;
-        };
+        }
+        let batches: Vec<Vec<u8>> = queue.batches.drain(..).collect();
         drop(queue);
-        let written = out.write_all(&batch).and_then(|()| out.flush());
+        let mut written = Ok(());
+        for batch in &batches {
+            written = written.and_then(|()| out.write_all(batch));
+        }
+        let written = written.and_then(|()| out.flush());
         let mut queue = shared.lock();
-        queue.bytes -= batch.len();
+        queue.bytes -= batches.iter().map(Vec::len).sum::<usize>();
+        queue.writes += 1;
         if let Err(err) = written {
             queue.failed = true;
             queue.batches.clear();
@@ -141,7 +165,12 @@ fn write_batches(shared: &Shared, mut out: impl Write, on_failure: impl FnOnce(i
                 report(err);
             }
         }
+        // Room freed for a flush held back by MAX_HELD.
         shared.changed.notify_all();
+        if !queue.closed {
+            // Let lines collect; only closing wakes this wait early.
+            drop(unpoisoned(shared.changed.wait_timeout(queue, LINGER)));
+        }
     }
 }
 
@@ -198,6 +227,35 @@ mod tests {
         assert_eq!(
             told.try_iter().collect::<Vec<_>>(),
             [io::ErrorKind::BrokenPipe]
+        );
+    }
+
+    // One line handed over at a time, as at --window 1: the echo writes
+    // them in far fewer writes than lines, every line in order.
+    #[test]
+    fn lines_handed_over_one_at_a_time_are_written_in_batches() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut echo = Echo::start(
+            Failing {
+                good: usize::MAX,
+                seen: Arc::clone(&seen),
+            },
+            |_| {},
+        )
+        .unwrap();
+        let lines = 20_000;
+        for i in 0..lines {
+            echo.line(&format!("result {i}"));
+            echo.flush();
+        }
+        let shared = Arc::clone(&echo.shared);
+        echo.close();
+        let writes = shared.lock().writes;
+        assert!(writes * 10 < lines, "{writes} writes for {lines} lines");
+        let expected: String = (0..lines).map(|i| format!("result {i}\n")).collect();
+        assert_eq!(
+            String::from_utf8(seen.lock().unwrap().clone()).unwrap(),
+            expected
         );
     }
 }
