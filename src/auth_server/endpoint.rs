@@ -6,7 +6,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::health::Downed;
 use crate::connection::FrameError;
 use crate::digest::Digest;
 use crate::wire::{AuthReply, WireError};
@@ -81,6 +80,16 @@ pub enum LinkErrorKind {
     Refused(String),
     /// The TLDS is marked down, for this earlier failure.
     Down(Arc<LinkError>),
+}
+
+/// How a failure changes what the AS does with a TLDS, if it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Downed {
+    /// It refused or reset: down, but tried again by the next burst.
+    Refusing,
+    /// It did not answer in time, or answered nonsense: skipped until a
+    /// probe is answered.
+    Skipped,
 }
 
 impl LinkErrorKind {

@@ -18,7 +18,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::endpoint::{LinkError, LinkErrorKind, TldsEndpoint};
+use super::endpoint::{Downed, LinkError, LinkErrorKind, TldsEndpoint};
 use crate::connection::{self, Connection, LineClock};
 use crate::metrics::TldsMetrics;
 use crate::sync::{lock, unpoisoned};
@@ -45,16 +45,6 @@ pub enum Health {
         /// is answered; otherwise (it refused) every burst tries it.
         skipped: bool,
     },
-}
-
-/// How a failure changes what the AS does with a TLDS, if it does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Downed {
-    /// It refused or reset: down, but tried again by the next burst.
-    Refusing,
-    /// It did not answer in time, or answered nonsense: skipped until a
-    /// probe is answered.
-    Skipped,
 }
 
 struct State {
