@@ -19,6 +19,8 @@ use authdns_harness::Server;
 
 pub const TLDS_ROLE: &str = "--floor-tlds";
 pub const AS_ROLE: &str = "--floor-as";
+/// A client loop as a process of its own: `--floor-client AS TLDS QUERIES`.
+pub const CLIENT_ROLE: &str = "--floor-client";
 
 /// Runs this process as a floor role, if its arguments name one.
 pub fn run_role(args: &[String]) -> bool {
@@ -27,6 +29,11 @@ pub fn run_role(args: &[String]) -> bool {
         Some(AS_ROLE) => {
             let port = |i: usize| args.get(i).and_then(|p| p.parse().ok()).unwrap_or(0);
             forwarder(port(2), port(3));
+        }
+        Some(CLIENT_ROLE) => {
+            let number = |i: usize| args.get(i).and_then(|p| p.parse().ok()).unwrap_or(0);
+            let (as_port, tlds_port) = (number(2) as u16, number(3) as u16);
+            window_one(connect(as_port), connect(tlds_port), number(4));
         }
         _ => return false,
     }
@@ -130,26 +137,13 @@ impl FloorSystem {
 
     /// One query at a time: AS round trip, then TLDS round trip.
     pub fn window_one(&self, queries: usize) -> Measured {
-        let (mut auth, mut tlds) = self.connect();
-        let request = format!("challenge0001 {}\n", hmac_md5(b"k", b"challenge0001"));
-        let hostname = b"host000001.example\n";
-        let mut buf = [0u8; 256];
-        let mut latencies = Vec::with_capacity(queries);
-        let started = Instant::now();
-        for _ in 0..queries {
-            let one = Instant::now();
-            auth.write_all(request.as_bytes())
-                .expect("write to the floor");
-            read_lines(&mut auth, &mut buf, 1);
-            tlds.write_all(hostname).expect("write to the floor");
-            read_lines(&mut tlds, &mut buf, 1);
-            latencies.push(one.elapsed());
-        }
-        Measured {
-            queries,
-            elapsed: started.elapsed(),
-            latencies,
-        }
+        let (auth, tlds) = self.connect();
+        window_one(auth, tlds, queries)
+    }
+
+    /// The stand-ins' ports: the forwarder's, and one echo's.
+    pub fn ports(&self) -> (u16, u16) {
+        (self.as_port, self.tlds_port)
     }
 
     /// `clients` loops at once, each at window 1.
@@ -190,5 +184,29 @@ fn read_lines(stream: &mut TcpStream, buf: &mut [u8], lines: usize) {
         let n = stream.read(buf).expect("read from the floor");
         assert!(n > 0, "floor server closed");
         seen += buf[..n].iter().filter(|&&b| b == b'\n').count();
+    }
+}
+
+/// One query at a time on `auth` and `tlds`: AS round trip, then TLDS
+/// round trip.
+fn window_one(mut auth: TcpStream, mut tlds: TcpStream, queries: usize) -> Measured {
+    let request = format!("challenge0001 {}\n", hmac_md5(b"k", b"challenge0001"));
+    let hostname = b"host000001.example\n";
+    let mut buf = [0u8; 256];
+    let mut latencies = Vec::with_capacity(queries);
+    let started = Instant::now();
+    for _ in 0..queries {
+        let one = Instant::now();
+        auth.write_all(request.as_bytes())
+            .expect("write to the floor");
+        read_lines(&mut auth, &mut buf, 1);
+        tlds.write_all(hostname).expect("write to the floor");
+        read_lines(&mut tlds, &mut buf, 1);
+        latencies.push(one.elapsed());
+    }
+    Measured {
+        queries,
+        elapsed: started.elapsed(),
+        latencies,
     }
 }

@@ -155,6 +155,7 @@ fn main() {
         thousand_client_rows(&system, scale, &mut rows);
         client_memory_rows(&system, &dir, scale, &mut rows);
     }
+    process_rows(&dir, scale, &mut rows);
     idle_connection_rows(&dir, scale, &mut rows);
     table_rows(&dir, scale, &mut rows);
     print_table(&rows);
@@ -285,6 +286,111 @@ fn many_client_rows(
         many.p99_us(),
         "",
     ));
+}
+
+/// 64 client processes at window 1 beside 64 floor client processes, every
+/// server, stand-in and client in a session of its own (`setsid`), as
+/// from terminals of their own: lookups per second, and the CPU of the
+/// whole machine per lookup (every process's, the clients' included).
+fn process_rows(dir: &Path, scale: usize, rows: &mut Vec<Row>) {
+    let each = 2000 / scale;
+    authdns_harness::servers_in_own_sessions(true);
+    let floor = FloorSystem::start();
+    let system = ProjectSystem::start(dir, Extras::None);
+    authdns_harness::servers_in_own_sessions(false);
+    let input = authdns_harness::write_file(
+        dir,
+        "processes.txt",
+        &String::from_utf8(system.input(each)).unwrap(),
+    );
+    let me = std::env::current_exe().unwrap();
+    let (floor_as, floor_tlds) = floor.ports();
+    let floor_client = |_: usize| {
+        let mut command = Command::new(&me);
+        command.args([
+            floor::CLIENT_ROLE.to_owned(),
+            floor_as.to_string(),
+            floor_tlds.to_string(),
+            each.to_string(),
+        ]);
+        command
+    };
+    let as_port = system.auth.port().to_string();
+    let project_client = |i: usize| {
+        let mut command = Command::new(authdns_harness::bin("client"));
+        command
+            .args(["--as-host", "127.0.0.1", "--as-port", &as_port])
+            .args(["--window", "1", "-q", "--input"])
+            .arg(&input)
+            .arg("--output")
+            .arg(dir.join(format!("processes-{i}.txt")));
+        command
+    };
+    let (mut floor_runs, mut project_runs) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        floor_runs.push(run_processes(64, each, &floor_client));
+        project_runs.push(run_processes(64, each, &project_client));
+    }
+    let [floor_rate, rate] =
+        [&floor_runs, &project_runs].map(|runs| median_by(runs.clone(), |r| r.0).0);
+    let [floor_cpu, cpu] =
+        [&floor_runs, &project_runs].map(|runs| median_by(runs.clone(), |r| r.1).1);
+    rows.push(row(
+        "64 client processes × window 1 (own sessions): lookups/s",
+        Some(floor_rate),
+        rate,
+        "≥ 0.9",
+    ));
+    rows.push(row(
+        "64 client processes: machine CPU µs per lookup, all processes",
+        Some(floor_cpu),
+        cpu,
+        "≤ 1.1",
+    ));
+}
+
+/// Runs `count` processes of `command(i)` at once, each in a session of
+/// its own, each making `each` lookups: (lookups/s, machine CPU µs per
+/// lookup), from the first start to the last exit.
+fn run_processes(count: usize, each: usize, command: &dyn Fn(usize) -> Command) -> (f64, f64) {
+    let busy_before = machine_busy_seconds();
+    let started = Instant::now();
+    let mut children: Vec<std::process::Child> = (0..count)
+        .map(|i| {
+            authdns_harness::in_own_session(&command(i))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("start a client process")
+        })
+        .collect();
+    for child in &mut children {
+        let status = child.wait().expect("wait for a client process");
+        assert!(status.success(), "a client process failed: {status}");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let busy = machine_busy_seconds() - busy_before;
+    let lookups = (count * each) as f64;
+    (lookups / elapsed, busy * 1e6 / lookups)
+}
+
+/// CPU seconds every core has spent busy since boot (`/proc/stat`: user,
+/// nice, system, irq, softirq and steal).
+fn machine_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| fields.get(i))
+        .sum::<f64>()
+        / 100.0
 }
 
 /// 1,000 clients connected at once, each at window 1, and how many

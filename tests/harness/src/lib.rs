@@ -141,6 +141,35 @@ pub fn write_file(dir: &Path, name: &str, contents: &str) -> PathBuf {
     path
 }
 
+/// Whether [`Server::start_command`] starts servers in sessions of their
+/// own (see [`servers_in_own_sessions`]).
+static OWN_SESSIONS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on, start every server in a session of its own (`setsid`), as
+/// from a terminal of its own, or (with `false`) as this process's child in
+/// its session. With autogroup scheduling the CPU is shared between
+/// sessions first, so benchmarks say which they used.
+pub fn servers_in_own_sessions(own: bool) {
+    OWN_SESSIONS.store(own, Ordering::Relaxed);
+}
+
+/// `command`, run through `setsid` (which execs it in place: a child is no
+/// process group leader, so the pid stays the program's own).
+pub fn in_own_session(command: &Command) -> Command {
+    let mut wrapped = Command::new("setsid");
+    wrapped.arg(command.get_program()).args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    wrapped
+}
+
 /// A running server process, killed on drop. Its stderr is collected.
 pub struct Server {
     child: Child,
@@ -163,6 +192,9 @@ impl Server {
     /// Spawns `command` and waits for the first line it prints on stderr,
     /// which names the addresses it listens on.
     pub fn start_command(name: &str, mut command: Command) -> Server {
+        if OWN_SESSIONS.load(Ordering::Relaxed) {
+            command = in_own_session(&command);
+        }
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
