@@ -218,6 +218,14 @@ fn a_tlds_going_down_and_coming_back_shows_in_the_as() {
     });
     let after = scrape(metrics);
     assert_eq!(downs(&after), 1.0, "{after}");
+    // Its link opened a new connection to the restarted tlds2.
+    assert!(
+        sample(
+            &after,
+            &series("authdns_tlds_link_reconnects_total", &[("tlds", "tlds2")])
+        ) >= 1.0,
+        "{after}"
+    );
     assert!(
         sample(
             &after,
