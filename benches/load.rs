@@ -3,9 +3,9 @@
 //! Each simulated client behaves as the real client does at `--window 1`:
 //! its own connection to the AS, one to each TLDS it is sent to, and one
 //! query at a time (the AS's answer, then the TLDS's). The servers are the
-//! release programs, **each started in a session of its own** (`setsid`),
-//! as from terminals of their own; the driver is this process, in the
-//! bench's session.
+//! release programs with their default flags, **each started in a session
+//! of its own** (`setsid`), as from terminals of their own; the driver is
+//! this process, in the bench's session.
 
 #![allow(
     clippy::unwrap_used,
@@ -79,7 +79,6 @@ struct System {
 
 impl System {
     fn start(dir: &std::path::Path) -> System {
-        let limit = ["--max-connections", "6000"];
         let tlds = [1, 2].map(|n| {
             let table: String = (0..RECORDS)
                 .map(|i| format!("host{i:06}.tlds{n}\t10.{n}.{}.{}\tA\n", i / 256, i % 256))
@@ -99,7 +98,6 @@ impl System {
                 "--key-file",
                 key.to_str().unwrap(),
             ]);
-            command.args(limit);
             Server::start_command(&format!("tlds{n}"), command)
         });
         let [(a1, c1), (a2, c2)] = [&tlds[0], &tlds[1]].map(Server::tlds_ports);
@@ -123,7 +121,6 @@ impl System {
             "--tlds2-client-port",
             &ports[3],
         ]);
-        command.args(limit);
         let auth = Server::start_command("as_server", command);
         let queries = (0..RECORDS)
             .map(|i| {

@@ -304,8 +304,9 @@ fn limited(limit: &str, program: &str, args: &[&str]) -> std::process::Command {
 }
 
 // A server raises its soft open-file limit to the hard one. Limits left at
-// their defaults that even that cannot cover are lowered to fit, with one
-// warning naming the limit and the values chosen; a limit given on the
+// their defaults that even that cannot cover are lowered to fit, the
+// largest first (the AS port keeps its 64), with one warning naming the
+// limit and the value chosen; a limit given on the
 // command line that cannot fit is a usage error (exit 2) naming the flag.
 #[test]
 fn servers_fit_their_connection_limits_to_the_open_file_limit() {
@@ -329,9 +330,8 @@ fn servers_fit_their_connection_limits_to_the_open_file_limit() {
     assert_eq!(
         warnings,
         [
-            "WARN tlds1: the open-file limit is 1024: serving --max-connections 933 (default \
-          1024) and --max-as-connections 58 (default 64) to fit it (raise it with ulimit -n \
-          for more)"
+            "WARN tlds1: the open-file limit is 1024: serving --max-connections 928 (default \
+          8192) to fit it (raise it with ulimit -n for more)"
         ]
     );
     let auth = Server::start_command(
@@ -347,7 +347,7 @@ fn servers_fit_their_connection_limits_to_the_open_file_limit() {
     assert!(
         auth.stderr().contains(
             "WARN as_server: the open-file limit is 1024: serving --max-connections 990 \
-             (default 1024) to fit it"
+             (default 8192) to fit it"
         ),
         "{}",
         auth.stderr()

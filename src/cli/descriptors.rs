@@ -1,9 +1,11 @@
 //! Fitting a server's connection limits to its open-file limit: a
 //! connection costs one descriptor, so a server that could be asked for
 //! more connections than it may open files would fail at the worst moment.
-//! It raises its soft limit to the hard one first; then a limit left at its
-//! default is lowered to fit (with one warning), and a limit the user gave
-//! that cannot fit is refused at start, as a usage error naming the flag.
+//! It raises its soft limit to the hard one first; then limits left at
+//! their defaults are lowered to fit, the largest first, so a small budget
+//! (the AS port's) keeps its slots while the client port gives up what it
+//! must (with one warning); a limit the user gave that cannot fit is
+//! refused at start, as a usage error naming the flag.
 
 use anyhow::{Context, Result, bail};
 use clap::ArgMatches;
@@ -82,7 +84,6 @@ fn fit_within(limits: &mut [ConnectionLimit], fixed: u64, open_files: u64) -> Re
         )));
     }
     let room = open_files - given - fixed - SPARE_DESCRIPTORS;
-    let defaults = total(limits, |l| !l.given);
     let lowered = limits.iter().filter(|l| !l.given).count() as u64;
     if room < lowered {
         return Err(Unfit::TooFew(format!(
@@ -90,15 +91,29 @@ fn fit_within(limits: &mut [ConnectionLimit], fixed: u64, open_files: u64) -> Re
              (raise it with ulimit -n)"
         )));
     }
+    // The highest cap under which the defaults, each cut to it, fit: the
+    // largest limits come down to it, the smaller ones are left whole.
+    let capped = |cap: u64| -> u64 {
+        limits
+            .iter()
+            .filter(|l| !l.given)
+            .map(|l| u64::from(l.value).min(cap))
+            .sum()
+    };
+    let (mut low, mut high) = (1, u64::from(u32::MAX));
+    while low < high {
+        let middle = low + (high - low).div_ceil(2);
+        if capped(middle) <= room {
+            low = middle;
+        } else {
+            high = middle - 1;
+        }
+    }
+    let cap = u32::try_from(low).unwrap_or(u32::MAX);
     let mut said = Vec::new();
-    for limit in limits.iter_mut().filter(|l| !l.given) {
-        let share = (u64::from(limit.value) * room / defaults).max(1);
-        let fitted = u32::try_from(share).unwrap_or(limit.value).min(limit.value);
-        said.push(format!(
-            "{} {} (default {})",
-            limit.flag, fitted, limit.value
-        ));
-        limit.value = fitted;
+    for limit in limits.iter_mut().filter(|l| !l.given && l.value > cap) {
+        said.push(format!("{} {} (default {})", limit.flag, cap, limit.value));
+        limit.value = cap;
     }
     log::warn!(
         "the open-file limit is {open_files}: serving {} to fit it (raise it with ulimit -n \
@@ -139,12 +154,16 @@ mod tests {
     }
 
     #[test]
-    fn defaults_shrink_in_proportion_to_fit() {
+    fn defaults_shrink_largest_first_to_fit() {
         let mut fitted = limits([false, false]);
         assert!(fit_within(&mut fitted, 0, 1024).is_ok());
         let values: Vec<u32> = fitted.iter().map(|l| l.value).collect();
-        assert_eq!(values, [933, 58]);
-        assert!(values.iter().map(|&v| u64::from(v)).sum::<u64>() + SPARE_DESCRIPTORS <= 1024);
+        assert_eq!(values, [1024 - 64 - 32, 64]);
+        // Too few even for the small one: both come down to one cap.
+        let mut fitted = limits([false, false]);
+        assert!(fit_within(&mut fitted, 0, 32 + 100).is_ok());
+        let values: Vec<u32> = fitted.iter().map(|l| l.value).collect();
+        assert_eq!(values, [50, 50]);
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub struct Args {
     /// Most connections served at once on the client port; at it, a newcomer closes
     /// the connection idle longest (a second at least), or hears `Error: server busy`.
     /// Left at its default, it is lowered to fit the open-file limit
-    #[arg(long, value_name = "N", default_value_t = 1024,
+    #[arg(long, value_name = "N", default_value_t = 8192,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
 
