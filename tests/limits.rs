@@ -183,7 +183,7 @@ fn two_thousand_connections_at_once_neither_crash_nor_wedge_a_server() {
 #[test]
 fn the_as_port_keeps_its_own_connection_budget() {
     let dir = scratch_dir("own-budget");
-    let system = System::start_samples(&dir);
+    let system = System::start_samples_with(&dir, &["--max-connections", "1024"], &[]);
     let (_, client_port) = system.tlds1.tlds_ports();
     let trickling: Vec<TcpStream> = (0..1024)
         .map(|_| {
@@ -253,7 +253,8 @@ fn busy_refusals_are_logged_at_most_once_a_second() {
 fn a_full_server_makes_room_by_closing_its_longest_idle_connection() {
     rlimit::increase_nofile_limit(u64::MAX).unwrap();
     let dir = scratch_dir("make-room");
-    let mut system = System::start_samples_with(&dir, &["-v"], &["-v"]);
+    let full = ["-v", "--max-connections", "1024"];
+    let mut system = System::start_samples_with(&dir, &full, &full);
     let silent: Vec<TcpStream> = [
         system.tlds1.addrs[1],
         system.tlds2.addrs[1],
