@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use hickory_proto::op::{Edns, Metadata, OpCode, ResponseCode};
+use hickory_proto::op::{Edns, Metadata, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::tsig::TsigError;
 
 use super::answer::{self, Answer};
@@ -62,8 +62,9 @@ impl DnsMetrics {
 pub struct Handled {
     pub rcode: ResponseCode,
     pub tsig: TsigOutcome,
-    /// The question's type and name, as received, when there was one.
-    pub question: Option<(String, String)>,
+    /// The question as received, when there was one: written out only
+    /// for a log line.
+    pub question: Option<Query>,
     pub truncated: bool,
 }
 
@@ -124,8 +125,8 @@ impl Handled {
             return;
         }
         let (qtype, name) = match &self.question {
-            Some((qtype, name)) => (qtype.as_str(), name.as_str()),
-            None => ("-", "-"),
+            Some(query) => (query.query_type().to_string(), query.name().to_ascii()),
+            None => ("-".to_owned(), "-".to_owned()),
         };
         log::trace!(
             "DNS {transport}: {peer} asked {qtype} {name}: {}, TSIG {}{}",
@@ -266,8 +267,7 @@ impl Handler {
         Some(Handled {
             rcode: answer.rcode,
             tsig: outcome,
-            question: question
-                .map(|(query, _)| (query.query_type().to_string(), query.name().to_ascii())),
+            question: request.question.map(|(query, _)| query),
             truncated,
         })
     }
