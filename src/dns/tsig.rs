@@ -69,17 +69,18 @@ pub fn verify(request: &Request<'_>, key_name: &Name, signer: &Signer, now: u64)
         return Verdict::Unsigned;
     };
     let tsig = &signature.tsig;
+    // The reply's record: signed when it carries the request's MAC.
     let reply = |error, request_mac| ReplyTsig {
         key_name: signature.key_name.clone(),
         algorithm: tsig.algorithm.clone(),
         original_id: tsig.oid,
         time: now,
-        error: Some(error),
+        error,
         other: Vec::new(),
         request_mac,
     };
     if !signature.key_name.eq_ignore_root(key_name) || !is_hmac_md5(&tsig.algorithm) {
-        return Verdict::Rejected(reply(TsigError::BadKey, None));
+        return Verdict::Rejected(reply(Some(TsigError::BadKey), None));
     }
     let received = tsig.mac.as_slice();
     if !(SHORTEST_MAC..=DIGEST_LEN).contains(&received.len()) {
@@ -96,26 +97,23 @@ pub fn verify(request: &Request<'_>, key_name: &Name, signer: &Signer, now: u64)
         prefix.copy_from_slice(received);
     }
     if !Digest::from_bytes(&padded).is_some_and(|padded| padded.matches(&expected)) {
-        return Verdict::Rejected(reply(TsigError::BadSig, None));
+        return Verdict::Rejected(reply(Some(TsigError::BadSig), None));
     }
     if received.len() < DIGEST_LEN {
         // Verified, but shorter than this server accepts.
-        return Verdict::Rejected(reply(TsigError::BadTrunc, None));
+        return Verdict::Rejected(reply(Some(TsigError::BadTrunc), None));
     }
-    let mut verified = ReplyTsig {
-        error: None,
-        request_mac: Some(received.to_vec()),
-        ..reply(TsigError::BadTime, None)
-    };
+    let request_mac = Some(received.to_vec());
     if now.abs_diff(tsig.time) > u64::from(tsig.fudge) {
         // RFC 8945, section 5.2.3: the request's time is echoed, the
         // server's goes in other data, and the reply is signed.
-        verified.error = Some(TsigError::BadTime);
-        verified.time = tsig.time;
-        verified.other = time_48(now).to_vec();
-        return Verdict::Rejected(verified);
+        return Verdict::Rejected(ReplyTsig {
+            time: tsig.time,
+            other: time_48(now).to_vec(),
+            ..reply(Some(TsigError::BadTime), request_mac)
+        });
     }
-    Verdict::Verified(verified)
+    Verdict::Verified(reply(None, request_mac))
 }
 
 /// True for `hmac-md5.sig-alg.reg.int`, in any case (hickory-proto reads
