@@ -26,7 +26,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use authdns_harness::{Server, bin, cpu_seconds, write_file};
+use authdns_harness::dns::base64;
+use authdns_harness::{Server, cpu_seconds, in_own_session, servers_in_own_sessions, write_file};
 
 const RECORDS: usize = 10_000;
 /// Queries in dnsperf's input, one in ten for a name not in the zone.
@@ -51,7 +52,7 @@ fn main() {
     }
     let dir = authdns_harness::scratch_dir("dns-bench");
     let data = Data::write(&dir);
-    let tlds = start_tlds(&data);
+    let tlds = start_tlds(&dir, &data);
     let knot = Knot::start(&dir, &data);
     let servers = [
         ("Knot", knot.pid, knot.addr),
@@ -152,15 +153,17 @@ fn dnsperf(
     seconds: &str,
 ) -> Run {
     let cpu_before = cpu_seconds(&pid.to_string());
-    let output = Command::new("setsid")
-        .args(["--wait", "dnsperf", "-s"])
+    let mut dnsperf = Command::new("dnsperf");
+    dnsperf
+        .arg("-s")
         .arg(addr.ip().to_string())
         .args(["-p", &addr.port().to_string(), "-m", mode, "-l", seconds])
         .args(["-q", &in_flight.to_string(), "-c", DNSPERF_CLIENTS])
         .arg("-y")
         .arg(format!("hmac-md5:tlds1:{}", data.secret_base64))
         .arg("-d")
-        .arg(&data.queries)
+        .arg(&data.queries);
+    let output = in_own_session(&dnsperf)
         .stdin(Stdio::null())
         .output()
         .expect("run dnsperf");
@@ -231,11 +234,11 @@ fn version(tool: &str, flag: &str) -> String {
         .to_owned()
 }
 
-/// The files both servers and dnsperf read.
+/// What both servers and dnsperf read: the TLDS's table (its start
+/// writes it with the key), Knot's zone file and dnsperf's queries.
 struct Data {
-    table: PathBuf,
+    table: String,
     zone: PathBuf,
-    key: PathBuf,
     queries: PathBuf,
     secret_base64: String,
 }
@@ -261,50 +264,36 @@ impl Data {
             })
             .collect();
         Data {
-            table: write_file(dir, "bench.tsv", &table),
+            table,
             zone: write_file(dir, "bench.zone", &zone),
-            key: write_file(dir, "bench.key", &format!("{SECRET}\n")),
             queries: write_file(dir, "queries.txt", &queries),
             secret_base64: base64(SECRET.as_bytes()),
         }
     }
 }
 
-fn base64(bytes: &[u8]) -> String {
-    let mut child = Command::new("base64")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), bytes).unwrap();
-    String::from_utf8(child.wait_with_output().unwrap().stdout)
-        .unwrap()
-        .trim()
-        .to_owned()
-}
-
 /// The release tlds1, in a session of its own.
-fn start_tlds(data: &Data) -> Server {
-    let mut command = Command::new("setsid");
-    command.arg(bin("tlds1")).args([
-        "--bind",
-        "127.0.0.1",
-        "--as-port",
-        "0",
-        "--client-port",
-        "0",
+fn start_tlds(dir: &Path, data: &Data) -> Server {
+    servers_in_own_sessions(true);
+    let threads = WORKERS.to_string();
+    let flags = [
         "--dns-port",
         "0",
         "--dns-zone",
         ZONE,
         "--dns-threads",
-        &WORKERS.to_string(),
-        "--table",
-        data.table.to_str().unwrap(),
-        "--key-file",
-        data.key.to_str().unwrap(),
-    ]);
-    Server::start_command("tlds1", command)
+        &threads,
+    ];
+    let tlds = authdns_harness::start_tlds(
+        "tlds1",
+        dir,
+        "127.0.0.1",
+        &data.table,
+        &format!("{SECRET}\n"),
+        &flags,
+    );
+    servers_in_own_sessions(false);
+    tlds
 }
 
 /// knotd on a free loopback port, in a session of its own; killed on drop.
@@ -334,10 +323,9 @@ impl Knot {
         let config = write_file(dir, "knot.conf", &config);
         // setsid execs knotd in place (a child is no group leader), so the
         // pid is knotd's own.
-        let child = Command::new("setsid")
-            .arg("knotd")
-            .arg("-c")
-            .arg(&config)
+        let mut knotd = Command::new("knotd");
+        knotd.arg("-c").arg(&config);
+        let child = in_own_session(&knotd)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()

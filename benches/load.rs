@@ -16,10 +16,11 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use authdns_harness::{Server, bin, hmac_md5_hex, proc_status, scratch_dir, write_file};
+use authdns_harness::{
+    Server, hmac_md5_hex, proc_status, scratch_dir, servers_in_own_sessions, start_as, start_tlds,
+};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
@@ -79,49 +80,22 @@ struct System {
 
 impl System {
     fn start(dir: &std::path::Path) -> System {
+        servers_in_own_sessions(true);
         let tlds = [1, 2].map(|n| {
             let table: String = (0..RECORDS)
                 .map(|i| format!("host{i:06}.tlds{n}\t10.{n}.{}.{}\tA\n", i / 256, i % 256))
                 .collect();
-            let table = write_file(dir, &format!("load{n}.tsv"), &table);
-            let key = write_file(dir, &format!("load{n}.key"), &format!("key-tlds{n}\n"));
-            let mut command = Command::new("setsid");
-            command.arg(bin(&format!("tlds{n}"))).args([
-                "--bind",
-                "127.0.0.1",
-                "--as-port",
-                "0",
-                "--client-port",
-                "0",
-                "--table",
-                table.to_str().unwrap(),
-                "--key-file",
-                key.to_str().unwrap(),
-            ]);
-            Server::start_command(&format!("tlds{n}"), command)
+            let key = format!("key-tlds{n}\n");
+            start_tlds(&format!("tlds{n}"), dir, "127.0.0.1", &table, &key, &[])
         });
         let [(a1, c1), (a2, c2)] = [&tlds[0], &tlds[1]].map(Server::tlds_ports);
-        let ports = [a1, c1, a2, c2].map(|p| p.to_string());
-        let mut command = Command::new("setsid");
-        command.arg(bin("as_server")).args([
-            "--bind",
+        let auth = start_as(
             "127.0.0.1",
-            "--port",
-            "0",
-            "--tlds1-host",
-            "127.0.0.1",
-            "--tlds1-as-port",
-            &ports[0],
-            "--tlds1-client-port",
-            &ports[1],
-            "--tlds2-host",
-            "127.0.0.1",
-            "--tlds2-as-port",
-            &ports[2],
-            "--tlds2-client-port",
-            &ports[3],
-        ]);
-        let auth = Server::start_command("as_server", command);
+            ("127.0.0.1", a1, c1),
+            ("127.0.0.1", a2, c2),
+            &[],
+        );
+        servers_in_own_sessions(false);
         let queries = (0..RECORDS)
             .map(|i| {
                 let n = i % 2 + 1;

@@ -10,12 +10,13 @@
     reason = "a test: a panic here is a failed test"
 )]
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 
-use authdns_harness::dns::{DnsTcp, Reply, TsigKey, ask_udp, now, query, sign, udp_exchange};
+use authdns_harness::dns::{
+    DnsTcp, Reply, TsigKey, ask_udp, base64, now, query, sign, udp_exchange,
+};
 use authdns_harness::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
@@ -58,28 +59,14 @@ fn ask_args(dns: SocketAddr, secret: Option<&str>, name: &str, extra: &[&str]) -
         dns.port().to_string(),
     ];
     if let Some(secret) = secret {
-        args.extend(["-y".into(), format!("hmac-md5:tlds1:{}", base64(secret))]);
+        args.extend([
+            "-y".into(),
+            format!("hmac-md5:tlds1:{}", base64(secret.as_bytes())),
+        ]);
     }
     args.extend(extra.iter().map(|arg| (*arg).to_owned()));
     args.push(name.into());
     args
-}
-
-/// Standard base64, as `dig -y` takes a secret.
-fn base64(secret: &str) -> String {
-    let mut child = Command::new("base64")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(secret.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
 #[test]
@@ -247,7 +234,10 @@ fn the_wrong_secret_is_badsig_and_the_wrong_key_name_badkey() {
     assert!(out.contains("BADSIG"), "{out}");
     assert!(!out.contains("94.5.6.7"), "{out}");
     let mut args = ask_args(dns, None, "Amazon.org", &[]);
-    args.extend(["-y".into(), format!("hmac-md5:tlds2:{}", base64(SECRET))]);
+    args.extend([
+        "-y".into(),
+        format!("hmac-md5:tlds2:{}", base64(SECRET.as_bytes())),
+    ]);
     let out = tool("dig", &args);
     assert!(
         out.contains("status: NOTAUTH") && out.contains("BADKEY"),
@@ -367,7 +357,7 @@ fn vv_logs_one_line_per_query_and_never_the_key() {
     );
     assert!(log.contains("DEBUG tlds1: DNS port: 127.0.0.1:"), "{log}");
     assert!(!log.contains(SECRET), "{log}");
-    assert!(!log.contains(&base64(SECRET)), "{log}");
+    assert!(!log.contains(&base64(SECRET.as_bytes())), "{log}");
 }
 
 // A full DNS port closes a newcomer without a word of the course protocol,

@@ -53,6 +53,19 @@ pub fn query_for(name: Name, qtype: RecordType, id: u16, udp_size: Option<u16>) 
     message.to_vec().unwrap()
 }
 
+/// Standard base64 of `bytes`, as `dig -y` and `dnsperf -y` take a secret:
+/// from coreutils' `base64`, so the encoding is not the harness's own.
+pub fn base64(bytes: &[u8]) -> String {
+    let mut child = std::process::Command::new("base64")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run base64");
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
 /// Seconds since 1970, as TSIG counts them.
 pub fn now() -> u64 {
     std::time::SystemTime::now()
