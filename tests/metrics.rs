@@ -29,6 +29,18 @@ fn metrics_addr(server: &Server) -> SocketAddr {
     *server.addrs.last().unwrap()
 }
 
+/// tlds1 serving one record, `a.example`, with `flags`.
+fn one_record_tlds(dir: &std::path::Path, flags: &[&str]) -> Server {
+    start_tlds(
+        "tlds1",
+        dir,
+        "127.0.0.1",
+        "a.example 10.0.0.1 A\n",
+        "k",
+        flags,
+    )
+}
+
 fn series(name: &str, labels: &[(&str, &str)]) -> String {
     let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
     format!("{name}{{{}}}", labels.join(","))
@@ -240,14 +252,7 @@ fn a_tlds_going_down_and_coming_back_shows_in_the_as() {
 #[test]
 fn a_reload_shows_in_the_reload_counter_and_the_records_gauge() {
     let dir = scratch_dir("metrics-reload");
-    let tlds = start_tlds(
-        "tlds1",
-        &dir,
-        "127.0.0.1",
-        "a.example 10.0.0.1 A\n",
-        "k",
-        &METRICS,
-    );
+    let tlds = one_record_tlds(&dir, &METRICS);
     let metrics = metrics_addr(&tlds);
     let reloads = |exposition: &str, result| {
         sample(
@@ -327,14 +332,7 @@ fn every_servers_exposition_passes_promtool() {
 #[test]
 fn other_paths_are_404_and_bad_requests_cannot_hold_the_endpoint() {
     let dir = scratch_dir("metrics-http");
-    let tlds = start_tlds(
-        "tlds1",
-        &dir,
-        "127.0.0.1",
-        "a.example 10.0.0.1 A\n",
-        "k",
-        &METRICS,
-    );
+    let tlds = one_record_tlds(&dir, &METRICS);
     let metrics = metrics_addr(&tlds);
     let (status, _) = http_get(metrics, "/");
     assert_eq!(status, "HTTP/1.1 404 Not Found");
@@ -408,12 +406,8 @@ fn connections(exposition: &str, port: &str, outcome: &str) -> f64 {
 #[test]
 fn connection_outcomes_are_counted() {
     let dir = scratch_dir("metrics-connections");
-    let mut tlds = start_tlds(
-        "tlds1",
+    let mut tlds = one_record_tlds(
         &dir,
-        "127.0.0.1",
-        "a.example 10.0.0.1 A\n",
-        "k",
         &[
             "--metrics",
             "127.0.0.1:0",
