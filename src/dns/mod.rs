@@ -25,7 +25,6 @@ mod tsig;
 pub mod udp;
 
 pub use handler::{DnsMetrics, Handled, Handler, TsigOutcome};
-pub use tsig::FUDGE;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::Name;

@@ -321,11 +321,6 @@ impl PortMetrics {
         }
         self.0.duration.observe(started.elapsed(), requests);
     }
-
-    #[cfg(test)]
-    pub fn requests(&self) -> Vec<u64> {
-        self.0.outcomes.iter().map(Counter::get).collect()
-    }
 }
 
 /// One burst's requests by outcome (an index into the port's outcomes),
