@@ -107,7 +107,7 @@ fn forwarder(tlds1: u16, tlds2: u16) {
 
 /// The three floor servers, killed on drop.
 pub struct FloorSystem {
-    _servers: Vec<Server>,
+    servers: Vec<Server>,
     as_port: u16,
     tlds_port: u16,
 }
@@ -127,7 +127,7 @@ impl FloorSystem {
         FloorSystem {
             as_port: auth.port(),
             tlds_port: p1,
-            _servers: vec![t1, t2, auth],
+            servers: vec![t1, t2, auth],
         }
     }
 
@@ -139,6 +139,11 @@ impl FloorSystem {
     pub fn window_one(&self, queries: usize) -> Measured {
         let (auth, tlds) = self.connect();
         window_one(auth, tlds, queries)
+    }
+
+    /// The stand-ins' process ids.
+    pub fn pids(&self) -> Vec<String> {
+        self.servers.iter().map(|s| s.pid().to_string()).collect()
     }
 
     /// The stand-ins' ports: the forwarder's, and one echo's.

@@ -86,6 +86,15 @@ fn counters_and_histograms_equal_what_was_sent() {
         assert_eq!(duration_count(&auth, "client"), 8.0 * n);
         let tlds_up = |tlds| sample(&auth, &series("authdns_tlds_up", &[("tlds", tlds)]));
         assert_eq!((tlds_up("tlds1"), tlds_up("tlds2")), (1.0, 1.0));
+        for tlds in ["tlds1", "tlds2"] {
+            let link = |what| sample(&auth, &series(what, &[("tlds", tlds)]));
+            let bursts = link("authdns_tlds_link_bursts_total");
+            let writes = link("authdns_tlds_link_writes_total");
+            // Each burst is queued once and carried by one write at least
+            // as large; a write may carry several.
+            assert!((1.0..=8.0 * n).contains(&bursts), "{auth}");
+            assert!((1.0..=bursts).contains(&writes), "{auth}");
+        }
         for (addr, found, not_found) in [(t1, 3.0, 1.0), (t2, 2.0, 0.0)] {
             let tlds = scrape(addr);
             // The AS asks both TLDS servers about every request.

@@ -2,9 +2,14 @@
 //! shared by every client connection, so what the AS holds on a TLDS does not
 //! grow with its clients.
 //!
-//! A client thread [`SharedLink::submit`]s its burst of challenges (one
-//! write, under the link's writer lock, which also fixes the burst's place in
-//! the answer order) and then [`SharedLink::wait`]s for as many digests.
+//! A client thread [`SharedLink::submit`]s its burst of challenges and then
+//! [`SharedLink::wait`]s for as many digests. Submitting queues the burst
+//! (which fixes its place in the answer order) and, unless another thread is
+//! already writing, makes the submitter the link's writer: it writes every
+//! queued burst, its own and those queued while it writes, one write per
+//! round (flat combining), so bursts from many client connections cost the
+//! link one system call, and no submitter sleeps on a lock while another
+//! writes.
 //! Waiting threads take turns reading (leader/follower): whoever waits while
 //! nobody reads becomes the reader, hands every answer it reads to the burst
 //! it belongs to, and passes the turn on when its own burst is complete. A
@@ -33,28 +38,31 @@ use crate::metrics::TldsMetrics;
 use crate::sync::lock;
 use crate::wire::DigestReply;
 
-/// A burst written on a link, to be passed to [`SharedLink::wait`].
+/// A burst queued on a link, to be passed to [`SharedLink::wait`].
 #[derive(Debug, Clone, Copy)]
 pub struct Submitted {
     id: u64,
-    /// Whether it went out on a connection an earlier burst had used.
-    reused: bool,
 }
 
 /// The answers to one burst, one per challenge, in order.
 pub struct Outcome {
     pub answers: Vec<Answer>,
-    /// The connection closed before answering any of them: worth sending
-    /// again on a new one if it was a reused connection (a TLDS closes idle
-    /// connections, and signing a challenge twice is harmless).
-    pub closed_unanswered: bool,
+    /// A reused connection closed before answering any of them: worth
+    /// sending again on a new one (a TLDS closes idle connections, and
+    /// signing a challenge twice is harmless).
+    pub worth_retrying: bool,
 }
+
+/// The generation of a burst queued but not yet written.
+const UNWRITTEN: u64 = 0;
 
 /// A burst waiting for its answers.
 struct Pending {
     id: u64,
-    /// Which connection it was written on.
+    /// Which connection it was written on; [`UNWRITTEN`] while queued.
     generation: u64,
+    /// Whether it went out on a connection an earlier burst had used.
+    reused: bool,
     expected: usize,
     answers: Vec<Answer>,
     /// The thread waiting for it, to unpark.
@@ -81,8 +89,18 @@ struct State {
     /// The open connection's read half, unless its reader has it.
     reader: Option<LineReader<Socket>>,
     leading: bool,
+    /// A thread is writing queued bursts; a submitter only queues its own.
+    writing: bool,
+    /// The challenges of the bursts queued and not yet written, end to end.
+    queued: Vec<u8>,
+    /// How many bursts at the back of `pending` are queued, not written.
+    unwritten: usize,
+    /// The writer's buffer between rounds, swapped with `queued`, so that
+    /// queueing allocates only while bursts grow.
+    spare: Vec<u8>,
     next_id: u64,
-    /// Bursts in the order they were written, so answers pair with them.
+    /// Bursts in the order they were queued, which is the order they are
+    /// written in, so answers pair with them.
     pending: VecDeque<Pending>,
     finished: Vec<(u64, Outcome)>,
     /// Where the reader puts the answers it reads before handing them out,
@@ -99,8 +117,8 @@ pub struct SharedLink {
     /// The TLDS's health, shared with its other links.
     health: Arc<TldsHealth>,
     timeout: Duration,
-    /// The write half and its connection's number. Writing a burst and
-    /// queueing it for answers happen under this lock, in that order.
+    /// The write half and its connection's number, taken only by the thread
+    /// that is writing (see `State::writing`), so never waited on for long.
     writer: Mutex<Option<(u64, Socket)>>,
     state: Mutex<State>,
     opened: AtomicUsize,
@@ -117,6 +135,10 @@ impl SharedLink {
                 connections: 0,
                 reader: None,
                 leading: false,
+                writing: false,
+                queued: Vec::new(),
+                unwritten: 0,
+                spare: Vec::new(),
                 next_id: 0,
                 pending: VecDeque::new(),
                 finished: Vec::new(),
@@ -152,12 +174,86 @@ impl SharedLink {
         })
     }
 
-    /// Sends `count` challenges (`challenges` holds them, one per line),
+    /// Queues `count` challenges (`challenges` holds them, one per line)
+    /// and, unless another thread is writing, writes every queued burst,
     /// connecting first if need be. The calling thread is the one that
     /// waits for the answers.
     pub fn submit(&self, challenges: &[u8], count: usize) -> Result<Submitted, Arc<LinkError>> {
         self.health.check()?;
+        let mut state = lock(&self.state);
+        let id = state.next_id;
+        state.next_id += 1;
+        state.pending.push_back(Pending {
+            id,
+            generation: UNWRITTEN,
+            reused: false,
+            expected: count,
+            answers: Vec::with_capacity(count),
+            waiter: thread::current(),
+            sleeping: false,
+        });
+        state.queued.extend_from_slice(challenges);
+        state.unwritten += 1;
+        self.health.metrics().bursts.inc();
+        if !state.writing {
+            state.writing = true;
+            drop(state);
+            self.write_queued();
+        }
+        Ok(Submitted { id })
+    }
+
+    /// Writes queued bursts, one write for all that are queued, until none
+    /// is left; called by the thread that set `State::writing`, which it
+    /// clears when it finds the queue empty, under the same lock as a
+    /// submitter queues under, so no burst is left queued with no writer.
+    fn write_queued(&self) {
         let mut writer = lock(&self.writer);
+        let mut batch = std::mem::take(&mut lock(&self.state).spare);
+        loop {
+            let connection = self.connection(&mut writer);
+            let mut state = lock(&self.state);
+            let (generation, reused, stream) = match connection {
+                Ok(open) => open,
+                Err(error) => {
+                    self.fail_unwritten(&mut state, &error);
+                    state.writing = false;
+                    state.spare = batch;
+                    return;
+                }
+            };
+            if state.unwritten == 0 {
+                state.writing = false;
+                state.spare = batch;
+                return;
+            }
+            std::mem::swap(&mut state.queued, &mut batch);
+            let written = state.pending.len().saturating_sub(state.unwritten);
+            state.unwritten = 0;
+            for pending in state.pending.range_mut(written..) {
+                pending.generation = generation;
+                pending.reused = reused;
+            }
+            drop(state);
+            self.health.metrics().writes.inc();
+            let wrote = stream.write_all(&batch);
+            batch.clear();
+            if let Err(err) = wrote {
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                *writer = None;
+                let error = self.error(LinkErrorKind::Write(err));
+                self.fail(&mut lock(&self.state), generation, &error, true);
+            }
+        }
+    }
+
+    /// The open connection (its number, whether a burst has gone out on it,
+    /// and its write half), opened if need be; called with the writer lock
+    /// held.
+    fn connection<'w>(
+        &self,
+        writer: &'w mut Option<(u64, Socket)>,
+    ) -> Result<(u64, bool, &'w mut Socket), Arc<LinkError>> {
         if let Some((generation, _)) = &*writer
             && lock(&self.state).generation != *generation
         {
@@ -165,32 +261,16 @@ impl SharedLink {
             *writer = None;
         }
         let reused = writer.is_some();
-        let (generation, stream) = match &mut *writer {
+        let (generation, stream) = match writer {
             Some(open) => open,
-            None => writer.insert(self.open()?),
+            None => {
+                // A connection that failed since the bursts were queued may
+                // have had the TLDS skipped: then they fail at once.
+                self.health.check()?;
+                writer.insert(self.open()?)
+            }
         };
-        let id = {
-            let mut state = lock(&self.state);
-            let id = state.next_id;
-            state.next_id += 1;
-            state.pending.push_back(Pending {
-                id,
-                generation: *generation,
-                expected: count,
-                answers: Vec::with_capacity(count),
-                waiter: thread::current(),
-                sleeping: false,
-            });
-            id
-        };
-        if let Err(err) = stream.write_all(challenges) {
-            let generation = *generation;
-            let _ = stream.shutdown(std::net::Shutdown::Both);
-            *writer = None;
-            let error = self.error(LinkErrorKind::Write(err));
-            self.fail(&mut lock(&self.state), generation, &error, true);
-        }
-        Ok(Submitted { id, reused })
+        Ok((*generation, reused, stream))
     }
 
     /// Opens a new connection; called with the writer lock held.
@@ -236,7 +316,7 @@ impl SharedLink {
                 self.pass_the_turn(&state);
                 return outcome;
             }
-            if !state.leading {
+            if !state.leading && state.reader.is_some() {
                 state = self.read_answers(state);
                 continue;
             }
@@ -255,9 +335,10 @@ impl SharedLink {
         }
     }
 
-    /// Wakes a sleeping waiter to read next, if nobody is reading.
+    /// Wakes a sleeping waiter to read next, if nobody is reading and
+    /// there is a connection to read.
     fn pass_the_turn(&self, state: &State) {
-        if state.leading {
+        if state.leading || state.reader.is_none() {
             return;
         }
         if let Some(next) = state.pending.iter().find(|pending| pending.sleeping) {
@@ -272,7 +353,7 @@ impl SharedLink {
         let mut reader = state
             .reader
             .take()
-            .expect("while a burst waits, its connection is open, and nobody else reads it");
+            .expect("a waiter reads only while there is a reader and nobody else reads");
         state.leading = true;
         let mut answers = std::mem::take(&mut state.read);
         drop(state);
@@ -305,7 +386,7 @@ impl SharedLink {
             return state;
         }
         for answer in answers.drain(..) {
-            if !self.deliver(&mut state, answer) {
+            if !self.deliver(&mut state, generation, answer) {
                 failure = Some(LinkErrorKind::Unasked);
                 break;
             }
@@ -324,10 +405,14 @@ impl SharedLink {
         state
     }
 
-    /// Gives one answer to the oldest burst still waiting; false when no
-    /// burst is waiting.
-    fn deliver(&self, state: &mut State, answer: Answer) -> bool {
-        let Some(oldest) = state.pending.front_mut() else {
+    /// Gives one answer, read on connection `generation`, to the oldest
+    /// burst still waiting; false when no burst written on it is waiting.
+    fn deliver(&self, state: &mut State, generation: u64, answer: Answer) -> bool {
+        let Some(oldest) = state
+            .pending
+            .front_mut()
+            .filter(|oldest| oldest.generation == generation)
+        else {
             return false;
         };
         oldest.answers.push(answer);
@@ -341,7 +426,7 @@ impl SharedLink {
                 done.id,
                 Outcome {
                     answers: done.answers,
-                    closed_unanswered: false,
+                    worth_retrying: false,
                 },
             ));
         }
@@ -363,23 +448,45 @@ impl SharedLink {
             .front()
             .is_some_and(|pending| pending.generation == generation)
         {
-            let mut failed = state
+            let failed = state
                 .pending
                 .pop_front()
                 .expect("the front burst was just looked at");
-            let closed_unanswered = closed && failed.answers.is_empty();
-            failed
-                .answers
-                .resize_with(failed.expected, || Err(Arc::clone(error)));
-            failed.wake();
-            state.finished.push((
-                failed.id,
-                Outcome {
-                    answers: failed.answers,
-                    closed_unanswered,
-                },
-            ));
+            let worth_retrying = closed && failed.reused && failed.answers.is_empty();
+            Self::finish_failed(state, failed, error, worth_retrying);
         }
+    }
+
+    /// Fails every burst queued and not yet written (its connection could
+    /// not be opened) with `error`.
+    fn fail_unwritten(&self, state: &mut State, error: &Arc<LinkError>) {
+        let written = state.pending.len().saturating_sub(state.unwritten);
+        let unwritten: Vec<Pending> = state.pending.drain(written..).collect();
+        state.unwritten = 0;
+        state.queued.clear();
+        for failed in unwritten {
+            Self::finish_failed(state, failed, error, false);
+        }
+    }
+
+    /// Finishes `failed` with `error` for each challenge not yet answered.
+    fn finish_failed(
+        state: &mut State,
+        mut failed: Pending,
+        error: &Arc<LinkError>,
+        worth_retrying: bool,
+    ) {
+        failed
+            .answers
+            .resize_with(failed.expected, || Err(Arc::clone(error)));
+        failed.wake();
+        state.finished.push((
+            failed.id,
+            Outcome {
+                answers: failed.answers,
+                worth_retrying,
+            },
+        ));
     }
 
     /// Waits for a burst's answers, as [`SharedLink::wait`]; a reused
@@ -399,7 +506,7 @@ impl SharedLink {
                 Err(error) => return vec![Err(error); count],
             };
             let outcome = self.wait(sent);
-            if !(outcome.closed_unanswered && sent.reused) || retried {
+            if !outcome.worth_retrying || retried {
                 return outcome.answers;
             }
             retried = true;

@@ -237,6 +237,75 @@ fn many_clients_share_one_link_and_their_answers_stay_apart() {
     assert_eq!(link.connections_opened(), 1);
 }
 
+/// A TLDS stand-in that reads nothing until `gate` sends, then signs every
+/// challenge with `key`: while it holds back, a large burst's write waits.
+fn gated_tlds(key: &'static str, gate: std::sync::mpsc::Receiver<()>) -> SocketAddr {
+    let listener = listener();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else {
+            return;
+        };
+        if gate.recv_timeout(PATIENCE).is_err() {
+            return;
+        }
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        let mut writer = std::io::BufWriter::new(stream.try_clone().unwrap());
+        let mut reader = BufReader::new(stream);
+        let mut line = Vec::new();
+        while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+            let challenge = line.strip_suffix(b"\n").unwrap_or(&line);
+            let digest = hmac_md5(key.as_bytes(), challenge);
+            if writer.write_all(format!("{digest}\n").as_bytes()).is_err() {
+                return;
+            }
+            if reader.buffer().is_empty() && writer.flush().is_err() {
+                return;
+            }
+            line.clear();
+        }
+    });
+    addr
+}
+
+// One thread's burst is too large for the socket's buffers, and the TLDS
+// reads nothing yet, so its write waits; meanwhile other client threads
+// queue theirs. When the TLDS reads, every queued burst goes out in one
+// more write, and each thread still gets exactly its own digests.
+#[test]
+fn bursts_queued_while_a_write_waits_go_out_together() {
+    let (open_gate, gate) = std::sync::mpsc::channel();
+    let links = link_to(gated_tlds("k1", gate));
+    let link = links.pick();
+    let metrics = link.metrics();
+    // 16 MiB of challenges: more than loopback's socket buffers hold.
+    let large: Vec<String> = (0..1024)
+        .map(|i| format!("{i}{}", "x".repeat(16 * 1024)))
+        .collect();
+    let queued = 8;
+    thread::scope(|scope| {
+        let first = scope.spawn(|| ask(link, &large));
+        authdns_harness::eventually(|| metrics.writes.get() == 1);
+        let others: Vec<_> = (0..queued)
+            .map(|client| {
+                scope.spawn(move || {
+                    let asked = challenges(&format!("c{client}x"), 1 + client);
+                    (ask(link, &asked), signed("k1", &asked))
+                })
+            })
+            .collect();
+        authdns_harness::eventually(|| metrics.bursts.get() == 1 + queued as u64);
+        open_gate.send(()).unwrap();
+        assert!(first.join().unwrap() == signed("k1", &large));
+        for other in others {
+            let (answers, expected) = other.join().unwrap();
+            assert_eq!(answers, expected);
+        }
+    });
+    assert_eq!(metrics.writes.get(), 2, "one write for the queued bursts");
+    assert_eq!(link.connections_opened(), 1);
+}
+
 /// An AS in-process over two in-process TLDS, with `links` links to each.
 struct System {
     _auth: InProcess,

@@ -66,6 +66,8 @@ struct TldsFamilies {
     up: Family<TldsLabel, Gauge>,
     downs: Family<TldsLabel, Counter>,
     reconnects: Family<TldsLabel, Counter>,
+    bursts: Family<TldsLabel, Counter>,
+    writes: Family<TldsLabel, Counter>,
     answers: Family<TldsLabel, Latency>,
 }
 
@@ -177,6 +179,16 @@ impl ServerMetrics {
                 families.reconnects.clone(),
             );
             registry.register(
+                "tlds_link_bursts",
+                "Bursts of challenges the AS queued on its links to the TLDS",
+                families.bursts.clone(),
+            );
+            registry.register(
+                "tlds_link_writes",
+                "Writes on the AS's links to the TLDS, each carrying every burst queued when it began",
+                families.writes.clone(),
+            );
+            registry.register(
                 "tlds_answer_duration_seconds",
                 "Time from a burst of challenges sent to the TLDS to its answers, per burst",
                 families.answers.clone(),
@@ -188,6 +200,8 @@ impl ServerMetrics {
             up: families.up.get_or_create_owned(&label),
             downs: families.downs.get_or_create_owned(&label),
             reconnects: families.reconnects.get_or_create_owned(&label),
+            bursts: families.bursts.get_or_create_owned(&label),
+            writes: families.writes.get_or_create_owned(&label),
             answers: families.answers.get_or_create_owned(&label),
         }
     }
@@ -361,6 +375,10 @@ pub struct TldsMetrics {
     pub up: Gauge,
     pub downs: Counter,
     pub reconnects: Counter,
+    /// Bursts queued on the links, and the writes that carried them: more
+    /// bursts than writes is the links writing many clients' bursts at once.
+    pub bursts: Counter,
+    pub writes: Counter,
     pub answers: Latency,
 }
 
