@@ -138,9 +138,14 @@ fn main() {
         print_table(&rows);
         return;
     }
-    if std::env::var_os("AUTHDNS_BENCH_PROCESSES_ONLY").is_some() {
-        // The 64-process rows alone, for iterating on their costs.
-        process_rows(&dir, scale, &mut rows);
+    // One group of rows alone, for iterating on its costs.
+    match std::env::var("AUTHDNS_BENCH_ONLY").as_deref() {
+        Ok("processes") => process_rows(&dir, scale, &mut rows),
+        Ok("idle") => idle_connection_rows(&dir, scale, &mut rows),
+        Ok(other) => panic!("AUTHDNS_BENCH_ONLY is processes or idle, not {other}"),
+        Err(_) => {}
+    }
+    if !rows.is_empty() {
         print_table(&rows);
         return;
     }
@@ -338,6 +343,12 @@ fn process_rows(dir: &Path, scale: usize, rows: &mut Vec<Row>) {
     for _ in 0..ROUNDS {
         floor_runs.push(run_processes(64, each, &floor_client, &floor_pids));
         project_runs.push(run_processes(64, each, &project_client, &project_pids));
+        // Each round on stderr, so the table's medians can be read as ranges.
+        eprintln!(
+            "64 processes, one round: floor {:?}, authdns {:?}",
+            floor_runs.last(),
+            project_runs.last()
+        );
     }
     let median =
         |runs: &Vec<Processes>, key: fn(&Processes) -> f64| key(&median_by(runs.clone(), key));
