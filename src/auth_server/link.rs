@@ -108,6 +108,13 @@ struct State {
     read: Vec<Answer>,
 }
 
+impl State {
+    /// Where the queued, unwritten bursts begin in `pending`.
+    fn first_unwritten(&self) -> usize {
+        self.pending.len().saturating_sub(self.unwritten)
+    }
+}
+
 /// Most answers a reader takes from the socket before handing them out.
 const READ_BATCH: usize = 1024;
 
@@ -210,6 +217,8 @@ impl SharedLink {
     fn write_queued(&self) {
         let mut writer = lock(&self.writer);
         let mut batch = std::mem::take(&mut lock(&self.state).spare);
+        // Each round starts with at least one burst queued: the submitter's
+        // own, or those queued while the last round wrote.
         loop {
             let connection = self.connection(&mut writer);
             let mut state = lock(&self.state);
@@ -222,13 +231,8 @@ impl SharedLink {
                     return;
                 }
             };
-            if state.unwritten == 0 {
-                state.writing = false;
-                state.spare = batch;
-                return;
-            }
             std::mem::swap(&mut state.queued, &mut batch);
-            let written = state.pending.len().saturating_sub(state.unwritten);
+            let written = state.first_unwritten();
             state.unwritten = 0;
             for pending in state.pending.range_mut(written..) {
                 pending.generation = generation;
@@ -238,11 +242,19 @@ impl SharedLink {
             self.health.metrics().writes.inc();
             let wrote = stream.write_all(&batch);
             batch.clear();
+            let mut state = lock(&self.state);
             if let Err(err) = wrote {
                 let _ = stream.shutdown(std::net::Shutdown::Both);
                 *writer = None;
                 let error = self.error(LinkErrorKind::Write(err));
-                self.fail(&mut lock(&self.state), generation, &error, true);
+                self.fail(&mut state, generation, &error, true);
+            }
+            // Checked before connecting again, so a failed write with
+            // nothing queued behind it opens no connection.
+            if state.unwritten == 0 {
+                state.writing = false;
+                state.spare = batch;
+                return;
             }
         }
     }
@@ -460,7 +472,7 @@ impl SharedLink {
     /// Fails every burst queued and not yet written (its connection could
     /// not be opened) with `error`.
     fn fail_unwritten(&self, state: &mut State, error: &Arc<LinkError>) {
-        let written = state.pending.len().saturating_sub(state.unwritten);
+        let written = state.first_unwritten();
         let unwritten: Vec<Pending> = state.pending.drain(written..).collect();
         state.unwritten = 0;
         state.queued.clear();
