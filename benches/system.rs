@@ -350,17 +350,14 @@ fn process_rows(dir: &Path, scale: usize, rows: &mut Vec<Row>) {
             project_runs.last()
         );
     }
-    let median =
-        |runs: &Vec<Processes>, key: fn(&Processes) -> f64| key(&median_by(runs.clone(), key));
-    let [floor_rate, rate] = [&floor_runs, &project_runs].map(|runs| median(runs, |r| r.rate));
-    rows.push(row(
-        "64 client processes × window 1 (own sessions): lookups/s",
-        Some(floor_rate),
-        rate,
-        "≥ 0.9",
-    ));
     type Key = fn(&Processes) -> f64;
-    let cpu_rows: [(&str, Key, &'static str); 3] = [
+    let median = |runs: &Vec<Processes>, key: Key| key(&median_by(runs.clone(), key));
+    let measured: [(&str, Key, &'static str); 4] = [
+        (
+            "64 client processes × window 1 (own sessions): lookups/s",
+            |r| r.rate,
+            "≥ 0.9",
+        ),
         (
             "64 client processes: machine CPU µs per lookup, all processes",
             |r| r.machine_cpu_us,
@@ -377,9 +374,9 @@ fn process_rows(dir: &Path, scale: usize, rows: &mut Vec<Row>) {
             "",
         ),
     ];
-    for (what, key, target) in cpu_rows {
-        let [floor_cpu, cpu] = [&floor_runs, &project_runs].map(|runs| median(runs, key));
-        rows.push(row(what, Some(floor_cpu), cpu, target));
+    for (what, key, target) in measured {
+        let [floor, project] = [&floor_runs, &project_runs].map(|runs| median(runs, key));
+        rows.push(row(what, Some(floor), project, target));
     }
 }
 
