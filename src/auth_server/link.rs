@@ -174,6 +174,15 @@ impl SharedLink {
         self.opened.load(Ordering::Relaxed)
     }
 
+    /// Shuts the open connection's write half, so the next write on it
+    /// fails while its read half stays open.
+    #[cfg(test)]
+    pub(crate) fn shut_down_writes(&self) {
+        if let Some((_, socket)) = &*lock(&self.writer) {
+            let _ = socket.shutdown(std::net::Shutdown::Write);
+        }
+    }
+
     fn error(&self, kind: LinkErrorKind) -> Arc<LinkError> {
         Arc::new(LinkError {
             tlds: Arc::clone(self.health.described()),

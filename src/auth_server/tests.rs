@@ -306,6 +306,29 @@ fn bursts_queued_while_a_write_waits_go_out_together() {
     assert_eq!(link.connections_opened(), 1);
 }
 
+// A write fails with no other burst queued behind it: its burst fails (as
+// one worth sending again, since the connection was reused), and the
+// writer stops there rather than open a connection nothing needs. The
+// next burst opens one and is answered.
+#[test]
+fn a_failed_write_with_nothing_queued_opens_no_connection() {
+    let (_tlds, as_addr, _) = tlds("tlds1", "k1", Duration::from_secs(60));
+    let links = link_to(as_addr);
+    let link = links.pick();
+    let first = challenges("a", 2);
+    assert_eq!(ask(link, &first), signed("k1", &first));
+    link.shut_down_writes();
+    let second = challenges("b", 2);
+    let submitted = link.submit(&burst(&second), second.len()).unwrap();
+    let outcome = link.wait(submitted);
+    assert!(outcome.answers.iter().all(Result::is_err));
+    assert!(outcome.worth_retrying);
+    assert_eq!(link.connections_opened(), 1, "a connection nothing needed");
+    let third = challenges("c", 2);
+    assert_eq!(ask(link, &third), signed("k1", &third));
+    assert_eq!(link.connections_opened(), 2);
+}
+
 /// An AS in-process over two in-process TLDS, with `links` links to each.
 struct System {
     _auth: InProcess,
