@@ -481,7 +481,7 @@ fn thousand_client_rows(system: &ProjectSystem, scale: usize, rows: &mut Vec<Row
         "1000 clients: connections from the AS to each TLDS, most",
         None,
         most_links.load(Ordering::Relaxed) as f64,
-        "= --tlds-links (1)",
+        "= --tlds-links (2)",
     ));
 }
 

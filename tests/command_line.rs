@@ -346,7 +346,7 @@ fn servers_fit_their_connection_limits_to_the_open_file_limit() {
     assert!(peer.ask("not a request").unwrap().starts_with("Error: "));
     assert!(
         auth.stderr().contains(
-            "WARN as_server: the open-file limit is 1024: serving --max-connections 990 \
+            "WARN as_server: the open-file limit is 1024: serving --max-connections 988 \
              (default 8192) to fit it"
         ),
         "{}",

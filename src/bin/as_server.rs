@@ -63,8 +63,10 @@ struct Args {
     #[arg(long, value_name = "PORT", default_value_t = 5322)]
     tlds2_client_port: u16,
 
-    /// Connections kept open to each TLDS, shared by every client
-    #[arg(long, value_name = "N", default_value_t = 1,
+    /// Connections kept open to each TLDS, shared by every client. Two keep
+    /// both cores of a two-core machine busy under many clients; more may
+    /// help where there are more cores
+    #[arg(long, value_name = "N", default_value_t = 2,
           value_parser = clap::value_parser!(u16).range(1..=64))]
     tlds_links: u16,
 
