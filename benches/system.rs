@@ -378,6 +378,30 @@ fn process_rows(dir: &Path, scale: usize, rows: &mut Vec<Row>) {
         let [floor, project] = [&floor_runs, &project_runs].map(|runs| median(runs, key));
         rows.push(row(what, Some(floor), project, target));
     }
+    // Each round's project run beside the floor run just before it: the
+    // machine's speed drifts between rounds, so these pairs say more than
+    // a ratio of medians taken from different rounds.
+    let paired = [
+        ("lookups/s", measured[0].1, measured[0].2),
+        ("machine CPU per lookup", measured[1].1, measured[1].2),
+    ];
+    for (what, key, target) in paired {
+        let mut ratios: Vec<f64> = floor_runs
+            .iter()
+            .zip(&project_runs)
+            .map(|(floor, project)| key(project) / key(floor))
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        let (first, last) = (ratios.first(), ratios.last());
+        let (Some(low), Some(high)) = (first, last) else {
+            continue;
+        };
+        let what = format!(
+            "64 client processes: {what}, each round's ratio to the floor's, median \
+             (rounds {low:.2}–{high:.2})"
+        );
+        rows.push(row(&what, None, median_by(ratios.clone(), |r| *r), target));
+    }
 }
 
 /// What one run of [`run_processes`] measured.
