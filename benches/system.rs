@@ -782,18 +782,22 @@ impl ProjectSystem {
             .iter()
             .map(|tlds| {
                 let port = format!(":{:04X}", tlds.tlds_ports().0);
-                table
+                // Counted by inode: /proc/net/tcp is read a page at a
+                // time, and while connections come and go a socket can be
+                // listed twice in one read.
+                let links: std::collections::HashSet<&str> = table
                     .lines()
-                    .filter(|line| {
+                    .filter_map(|line| {
                         let fields: Vec<&str> = line.split_whitespace().collect();
                         // remote address, state (01: established), inode
-                        fields.get(2).is_some_and(|remote| remote.ends_with(&port))
+                        let inode = *fields.get(9)?;
+                        let link = fields.get(2)?.ends_with(&port)
                             && fields.get(3) == Some(&"01")
-                            && fields
-                                .get(9)
-                                .is_some_and(|inode| as_sockets.contains(*inode))
+                            && as_sockets.contains(inode);
+                        link.then_some(inode)
                     })
-                    .count()
+                    .collect();
+                links.len()
             })
             .max()
             .unwrap_or(0)
