@@ -31,7 +31,7 @@ use authdns::client::{self, QueryLines, Settings};
 
 use authdns_harness::{Server, cpu_seconds, proc_status, start_as, start_tlds};
 use floor::FloorSystem;
-use support::{Row, big_table_text, print_table, row};
+use support::{Row, big_table_text, print_table, ratio_row, row};
 
 /// Rounds of each comparison; this machine's speed drifts by 10-20% from
 /// minute to minute, and five alternating rounds keep a ratio steadier than
@@ -400,7 +400,7 @@ fn process_rows(dir: &Path, scale: usize, rows: &mut Vec<Row>) {
             "64 client processes: {what}, each round's ratio to the floor's, median \
              (rounds {low:.2}–{high:.2})"
         );
-        rows.push(row(&what, None, median_by(ratios.clone(), |r| *r), target));
+        rows.push(ratio_row(&what, median_by(ratios.clone(), |r| *r), target));
     }
 }
 
