@@ -392,15 +392,14 @@ fn process_rows(dir: &Path, scale: usize, rows: &mut Vec<Row>) {
             .map(|(floor, project)| key(project) / key(floor))
             .collect();
         ratios.sort_by(f64::total_cmp);
-        let (first, last) = (ratios.first(), ratios.last());
-        let (Some(low), Some(high)) = (first, last) else {
+        let (Some(&low), Some(&high)) = (ratios.first(), ratios.last()) else {
             continue;
         };
         let what = format!(
             "64 client processes: {what}, each round's ratio to the floor's, median \
              (rounds {low:.2}–{high:.2})"
         );
-        rows.push(ratio_row(&what, median_by(ratios.clone(), |r| *r), target));
+        rows.push(ratio_row(&what, median_by(ratios, |r| *r), target));
     }
 }
 
